@@ -1,0 +1,7 @@
+"""`python -m masking` runs the CLI."""
+
+import sys
+
+from masking.cli import main
+
+sys.exit(main())

@@ -1,0 +1,10 @@
+"""`masking demo`: (to be written)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `demo` sub-command (not yet implemented: not registered)."""
+    return None

