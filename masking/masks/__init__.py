@@ -1,0 +1,1 @@
+"""Privacy masks: rasterised zone masks and their application to frames and batches."""
