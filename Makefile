@@ -9,7 +9,11 @@ PULL_FROM := $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 MODELS ?= yolox-nano yunet ultraface-rfb320 yolov8n-int8 yolo11n-int8 centerface nudenet-320n
 PYTEST_ARGS ?=
 
-.PHONY: all install install-export models demo test bench clean
+# Debian packages the RTSP tests need (a real GStreamer RTSP server on loopback).
+SYSTEM_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+
+.PHONY: all install install-export system-deps models demo test bench clean
 
 all: demo
 
@@ -28,6 +32,14 @@ $(VENV)/.installed-export: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# Installs the Debian packages above when one is missing (needs root or sudo, as in CI).
+system-deps:
+	@missing=""; for p in $(SYSTEM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 install-export: $(VENV)/.installed-export
 
 models: $(VENV)/.installed
@@ -36,7 +48,7 @@ models: $(VENV)/.installed
 demo: models
 	$(BIN)/masking demo --out demo-output
 
-test: install-export models
+test: install-export system-deps models
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: models
