@@ -1,0 +1,61 @@
+"""Still images: read, write atomically, list a folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from masking.errors import InputError, OutputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+
+def is_image_path(path: str | Path) -> bool:
+    """Whether the name ends in an image suffix we read and write."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | Path) -> npt.NDArray[np.uint8]:
+    """Read an image as BGR uint8 (H, W, 3); `InputError` naming the file if it cannot be read."""
+    p = Path(path)
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read image: {exc.strerror or exc}") from exc
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise InputError(f"{p}: not a readable image (corrupt, empty or unsupported format)")
+    return np.asarray(image, np.uint8)
+
+
+def write_image(path: str | Path, image: npt.NDArray[np.uint8]) -> None:
+    """Write an image atomically: encoded in memory, written to a temp name, then renamed."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise OutputError(f"{p}: unsupported image suffix {p.suffix!r} (use one of {sorted(IMAGE_SUFFIXES)})")
+    ok, buf = cv2.imencode(suffix, image)
+    if not ok:
+        raise OutputError(f"{p}: cannot encode image")
+    tmp = p.with_name(f".{p.stem}.partial{p.suffix}")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        buf.tofile(tmp)
+        os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{p}: cannot write image: {exc.strerror or exc}") from exc
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside `folder`, sorted by name (jpg, jpeg, png, bmp, webp)."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise InputError(f"{d}: not a folder")
+    return sorted(
+        p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
