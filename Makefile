@@ -28,6 +28,12 @@ $(VENV)/.installed: pyproject.toml
 # torch + ultralytics: only for export/training and the reference-parity tests.
 $(VENV)/.installed-export: $(VENV)/.installed
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,export]"
+	@# ultralytics pulls the GUI build of OpenCV (needs libGL); both wheels ship `cv2`, so put the
+	@# headless build back on top of it.
+	$(BIN)/python -m pip uninstall -y -q opencv-python
+	$(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+		"opencv-python-headless==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opencv-python-headless"))')"
+	$(BIN)/python -c "import cv2, onnxruntime, av, shapely"
 	touch $@
 
 install: $(VENV)/.installed
