@@ -43,6 +43,12 @@ class EvidenceRule(_Strict):
 
     category: Category = Field(description="Art. 7 category this class points to.")
     weight: float = Field(ge=0.0, le=1.0, description="Strength of the evidence (1 = decisive alone).")
+    several: Category | None = Field(
+        None,
+        description="Category when the view holds `several_min` or more distinct boxes of this class, "
+        "or two stacked one above the other (beds -> dormitory). None: always `category`.",
+    )
+    several_min: int = Field(2, ge=2, le=100, description="How many distinct boxes make `several`.")
 
 
 class PackageSource(_Strict):
@@ -75,11 +81,19 @@ class ModelEntry(_Strict):
     evidence: dict[str, EvidenceRule] = Field(
         default_factory=dict, description="Class name -> Art. 7 evidence (audits)."
     )
+    head: str | None = Field(
+        None,
+        description="Family `scenes` only: file name, in the model cache, of the classifier head trained "
+        "by `masking scenes train` (not in git, no checksum: it is the operator's own). `file` is "
+        "the backbone the head reads features from.",
+    )
 
     @model_validator(mode="after")
     def _has_source(self) -> ModelEntry:
         if not self.urls and self.package is None and self.mirror_path is None:
             raise ValueError(f"model {self.name!r}: needs `urls`, `mirror_path` or `package`")
+        if (self.family == "scenes") != (self.head is not None):
+            raise ValueError(f"model {self.name!r}: `head` is required for family `scenes` and only there")
         return self
 
     @property

@@ -1,0 +1,192 @@
+"""`Auditor`: run the evidence models over an input's frames and decide the Art. 7 verdict."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from masking.audit.coverage import masked_union
+from masking.audit.evidence import EvidenceMap, evidence_map, frame_evidence
+from masking.audit.proposal import propose_masks
+from masking.audit.result import AuditFrame, AuditResult, Evidence, article_for
+from masking.audit.settings import AuditSettings
+from masking.audit.verdict import KIND_OF, KindScore, decide, frame_scores
+from masking.config.zones import Camera
+from masking.detect.base import Detector
+from masking.detect.detections import Detections
+from masking.errors import InputError
+from masking.models.registry import load_registry
+
+log = logging.getLogger(__name__)
+
+
+def tile_grid(width: int, height: int, n: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """`n` x `n` overlapping tiles `(x0, y0, x1, y1)` covering a `width` x `height` view."""
+    if n <= 1:
+        return []
+    tw = int(math.ceil(width / (n - (n - 1) * overlap)))
+    th = int(math.ceil(height / (n - (n - 1) * overlap)))
+    xs = np.linspace(0, width - tw, n).round().astype(int)
+    ys = np.linspace(0, height - th, n).round().astype(int)
+    return [(int(x), int(y), int(x) + tw, int(y) + th) for y in ys for x in xs]
+
+
+def load_evidence_models(models: list[str], threads: int, min_score: float) -> dict[str, Detector]:
+    """Detectors for `models` (registry names); scene classifiers for family `scenes`."""
+    from masking.audit.scenes import load_scene_classifier
+    from masking.detect.factory import load_detector
+
+    reg = load_registry()
+    out: dict[str, Detector] = {}
+    for name in models:
+        if reg.get(name).family == "scenes":
+            out[name] = load_scene_classifier(name, threads=threads)
+        else:
+            out[name] = load_detector(name, threads=threads, conf=min_score)
+    return out
+
+
+def sample_video(path: Path, sample_fps: float, max_frames: int) -> Iterator[AuditFrame]:
+    """Frames of a clip at about `sample_fps` (source PTS), at most `max_frames`, spread evenly."""
+    from masking.video.reader import VideoReader
+
+    with VideoReader(path) as reader:
+        info = reader.info
+        fps = float(info.fps) if info.fps else 25.0
+        duration = info.frames / fps if info.frames else None
+        step = 1.0 / sample_fps
+        if duration is not None and duration / step > max_frames:
+            step = duration / max_frames
+        next_t = 0.0
+        taken = 0
+        for vf in reader:
+            t = float(vf.pts * vf.time_base) if vf.pts is not None and vf.time_base is not None else vf.index / fps
+            if taken == 0:
+                next_t = t  # the first decoded frame is the clip's start, whatever its PTS
+            if t + 1e-6 < next_t:
+                continue
+            yield AuditFrame(vf.image, vf.index, t)
+            taken += 1
+            next_t += step
+            if taken >= max_frames:
+                return
+
+
+class Auditor:
+    """Audits views (images or clips) against a camera's zones.
+
+    Args:
+        settings: audit settings (default `AuditSettings()`).
+        detectors: model name -> detector to use instead of loading `settings.models` (tests, or
+            sharing loaded models); names must be registry models unless `evidence` maps them.
+        threads: ONNX Runtime threads per loaded model.
+        evidence: model name -> class -> rule, instead of the registry's `evidence:` blocks.
+    """
+
+    def __init__(
+        self,
+        settings: AuditSettings | None = None,
+        detectors: Mapping[str, Detector] | None = None,
+        threads: int = 2,
+        *,
+        evidence: EvidenceMap | None = None,
+    ) -> None:
+        self.settings = settings or AuditSettings()
+        if detectors is None:
+            detectors = load_evidence_models(self.settings.models, threads, self.settings.min_score)
+        self.detectors: dict[str, Detector] = dict(detectors)
+        self.evidence_map: EvidenceMap = evidence if evidence is not None else evidence_map(list(self.detectors))
+
+    # ------------------------------------------------------------------ detection
+    def _detect(self, image: npt.NDArray[np.uint8]) -> dict[str, Detections]:
+        h, w = image.shape[:2]
+        tiles = tile_grid(w, h, self.settings.tiles, self.settings.tile_overlap)
+        out: dict[str, Detections] = {}
+        for name, det in self.detectors.items():
+            found = det.detect(image[None])[0]
+            if tiles and not getattr(det, "whole_view", False):
+                crops = np.stack([image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles])
+                parts = [found]
+                for (x0, y0, _, _), d in zip(tiles, det.detect(crops)):
+                    parts.append(Detections(d.xyxy + np.array([x0, y0, x0, y0], np.float32), d.confidence, d.class_id, d.class_names))
+                found = Detections.merge(parts)
+            out[name] = found
+        return out
+
+    # ------------------------------------------------------------------ auditing
+    def audit_frames(self, frames: Iterable[AuditFrame], camera: Camera | None, input_name: str) -> AuditResult:
+        """Audit the frames of one input (all of them: sample clips before, see `audit_path`)."""
+        st = self.settings
+        masked = masked_union(camera)
+        per_frame: list[tuple[int, dict[str, KindScore]]] = []
+        evidence: list[Evidence] = []
+        snapshot: npt.NDArray[np.uint8] | None = None
+        snapshot_frame: int | None = None
+        best = -1.0
+        for frame in frames:
+            img = np.asarray(frame.image)
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or min(img.shape[:2]) < 2:
+                raise InputError(f"{input_name}: frame {frame.index} is not a BGR uint8 image (got {img.dtype} {img.shape})")
+            items = frame_evidence(self._detect(img), self.evidence_map, (img.shape[1], img.shape[0]), masked, st, frame.index, frame.time_s)
+            items = [replace(e, id=f"e{len(evidence) + k + 1}") for k, e in enumerate(items)]
+            evidence += items
+            scores = frame_scores(items, st)
+            per_frame.append((frame.index, scores))
+            top = max([s.strength for s in scores.values()] + [0.0])
+            if top > best:
+                best, snapshot, snapshot_frame = top, img, frame.index
+        if not per_frame:
+            raise InputError(f"{input_name}: no frames to audit")
+        decision = decide(per_frame, st)
+        to_cover = [e for e in evidence if not e.masked and KIND_OF.get(e.category, e.category) in decision.kinds]
+        proposals, hidden = propose_masks(to_cover, st.proposal_margin, masked)
+        if decision.verdict == "violation":
+            recommendation = "re-aim" if hidden > st.max_hidden_share else "add-masks"
+        elif decision.verdict == "review":
+            recommendation = "inspect"
+        else:
+            recommendation = "none"
+        reason = decision.reason
+        n_masked = sum(e.masked for e in evidence)
+        if n_masked:
+            reason += f"; {n_masked} evidence item(s) already masked by the camera's zones"
+        if recommendation == "re-aim":
+            reason += f"; the masks would hide {hidden:.0%} of the view (> {st.max_hidden_share:.0%}): move or re-aim the camera"
+        return AuditResult(
+            input=input_name,
+            camera_id=camera.camera_id if camera else None,
+            verdict=decision.verdict,
+            category=decision.category,
+            confidence=float(decision.confidence),
+            article=article_for(decision.category),
+            evidence=evidence,
+            proposed_masks=proposals,
+            hidden_share=hidden if proposals else 0.0,
+            recommendation=recommendation,  # type: ignore[arg-type]
+            frames_sampled=len(per_frame),
+            evidence_frames=decision.evidence_frames,
+            category_strengths=decision.strengths,
+            models=list(self.detectors),
+            reason=reason,
+            snapshot=snapshot,
+            snapshot_frame=snapshot_frame,
+        )
+
+    def audit_path(self, path: Path, camera: Camera | None) -> AuditResult:
+        """Audit an image file, or a clip sampled at `sample_fps` (at most `max_frames` frames)."""
+        from masking.video.images import is_image_path, read_image
+
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: no such file")
+        if is_image_path(p):
+            frames: Iterable[AuditFrame] = [AuditFrame(read_image(p), 0, None)]
+        else:
+            frames = sample_video(p, self.settings.sample_fps, self.settings.max_frames)
+        return self.audit_frames(frames, camera, str(p))

@@ -1,0 +1,323 @@
+"""Scene classifier: an operator-trained head on pooled YOLOX-Nano backbone features.
+
+The backbone is the registry entry's `file` (the YOLOX-Nano ONNX). Its graph is extended, in
+memory, with extra outputs (intermediate feature maps: by default the dark4 and dark5 stages of
+the CSPDarknet backbone), average-pooled over space into one feature vector per frame. The head
+is a multinomial logistic regression (numpy only, at training and at run time): classes are Art. 7
+categories plus `none`. It is stored as an `.npz` in the model cache (`head` in the registry).
+
+As a `Detector`, the classifier reports one whole-view box per frame: class = its most likely
+category, score = 1 - P(none). The audit maps it to evidence through the registry like any model.
+Adding graph outputs edits the ONNX protobuf bytes directly: no `onnx` package at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from masking.detect.base import Batch, as_batch
+from masking.detect.detections import Detections
+from masking.detect.onnx import OnnxModel, SessionOptions, create_session, read_model_bytes
+from masking.detect.preprocess import Normalise, prepare
+from masking.errors import ModelError, ModelNotInstalledError
+from masking.models.cache import model_dir, verified_model_path
+from masking.models.registry import ModelEntry, load_registry
+
+log = logging.getLogger(__name__)
+
+NONE = "none"
+# YOLOX-Nano (Megvii export, 416x416): SiLU outputs of the dark4 (128 x 26 x 26) and dark5
+# (256 x 13 x 13) stages. Found by listing the graph's Mul nodes; stored in each head file.
+DEFAULT_FEATURES: tuple[str, ...] = ("841", "886")
+_NORM = Normalise(rgb=False, mean=0.0, scale=1.0)  # YOLOX: BGR, raw 0-255
+HEAD_FORMAT = 1
+
+
+# --------------------------------------------------------------------------- protobuf editing
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if pos >= len(buf):
+            raise ModelError("truncated ONNX protobuf (varint runs past the end)")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _field(num: int, payload: bytes) -> bytes:
+    return _varint((num << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _float_output(name: str) -> bytes:
+    """A ValueInfoProto: name + TypeProto{tensor_type{elem_type: FLOAT}} (shape left open)."""
+    tensor = _varint((1 << 3) | 0) + _varint(1)
+    return _field(1, name.encode()) + _field(2, _field(1, tensor))
+
+
+def with_outputs(model: bytes, names: Sequence[str]) -> bytes:
+    """The ONNX `model` bytes with `names` appended to its graph outputs (ModelProto.graph = 7,
+    GraphProto.output = 12; repeated fields may be appended anywhere in protobuf)."""
+    out = bytearray()
+    pos = 0
+    found = False
+    while pos < len(model):
+        key, p = _read_varint(model, pos)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            _, end = _read_varint(model, p)
+        elif wire == 1:
+            end = p + 8
+        elif wire == 5:
+            end = p + 4
+        elif wire == 2:
+            length, p2 = _read_varint(model, p)
+            end = p2 + length
+            if num == 7:
+                graph = model[p2:end] + b"".join(_field(12, _float_output(n)) for n in names)
+                out += _field(7, graph)
+                pos = end
+                found = True
+                continue
+        else:
+            raise ModelError(f"unsupported protobuf wire type {wire} in ONNX file")
+        out += model[pos:end]
+        pos = end
+    if not found:
+        raise ModelError("ONNX file holds no graph")
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------- features
+class SceneFeatures:
+    """Pooled backbone features of frames: (N, D) float32."""
+
+    def __init__(self, entry: ModelEntry, feature_names: Sequence[str] = DEFAULT_FEATURES, threads: int = 2) -> None:
+        path = verified_model_path(entry.name)
+        data = with_outputs(read_model_bytes(entry.name, path), list(feature_names))
+        session = create_session(entry.name, data, SessionOptions(intra_threads=threads))
+        known = {o.name for o in session.get_outputs()}
+        missing = [n for n in feature_names if n not in known]
+        if missing:
+            raise ModelError(f"model {entry.name!r}: backbone has no tensors {missing}")
+        self.model = OnnxModel(entry.name, session, list(feature_names))
+        self.feature_names = tuple(feature_names)
+        hw = self.model.fixed_hw
+        w, h = entry.input_size or (416, 416)
+        self.input_wh = (hw[1], hw[0]) if hw else (int(w), int(h))
+
+    def __call__(self, batch: Batch) -> npt.NDArray[np.float32]:
+        frames = as_batch(batch)
+        tensor, _ = prepare(frames, self.input_wh, _NORM, "topleft")
+        outs = self.model.run(tensor)
+        return np.concatenate([o.mean(axis=(2, 3)) for o in outs], axis=1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the head
+@dataclass(frozen=True)
+class SceneHead:
+    """Multinomial logistic regression on standardised features."""
+
+    classes: tuple[str, ...]
+    mean: npt.NDArray[np.float32]
+    std: npt.NDArray[np.float32]
+    weights: npt.NDArray[np.float32]  # (D, C)
+    bias: npt.NDArray[np.float32]  # (C,)
+    feature_names: tuple[str, ...] = DEFAULT_FEATURES
+    backbone_sha256: str = ""
+
+    def proba(self, features: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+        """Class probabilities (N, C)."""
+        z = ((np.asarray(features, np.float32) - self.mean) / self.std) @ self.weights + self.bias
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial")
+        with tmp.open("wb") as f:
+            np.savez(
+                f, format=np.array(HEAD_FORMAT), classes=np.array(self.classes), mean=self.mean, std=self.std,
+                weights=self.weights, bias=self.bias, feature_names=np.array(self.feature_names),
+                backbone_sha256=np.array(self.backbone_sha256),
+            )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SceneHead:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if int(z["format"]) != HEAD_FORMAT:
+                    raise ModelError(f"{path}: scene head format {int(z['format'])}, expected {HEAD_FORMAT}; retrain it")
+                head = cls(
+                    tuple(str(c) for c in z["classes"]), z["mean"].astype(np.float32), z["std"].astype(np.float32),
+                    z["weights"].astype(np.float32), z["bias"].astype(np.float32),
+                    tuple(str(n) for n in z["feature_names"]), str(z["backbone_sha256"]),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"{path}: not a readable scene head ({exc}); retrain with `masking scenes train`") from exc
+        if NONE not in head.classes:
+            raise ModelError(f"{path}: scene head has no {NONE!r} class")
+        return head
+
+
+def train_head(
+    features: npt.NDArray[np.floating],
+    labels: Sequence[str],
+    l2: float = 1.0,
+    iterations: int = 500,
+    feature_names: Sequence[str] = DEFAULT_FEATURES,
+) -> SceneHead:
+    """Fit the head by full-batch gradient descent (convex: the result does not depend on a seed).
+
+    Loss: weighted mean cross-entropy + l2/2 * ||W||^2 on standardised features; `none` and the
+    Art. 7 categories together each carry half the weight, so the split of the training set does
+    not move the decision threshold.
+    """
+    x = np.asarray(features, np.float64)
+    classes = tuple(sorted(set(labels), key=lambda c: (c != NONE, c)))
+    if len(classes) < 2 or NONE not in classes:
+        raise ModelError(f"training needs `{NONE}` and at least one Art. 7 category; got {list(classes)}")
+    y = np.array([classes.index(c) for c in labels])
+    mean = x.mean(axis=0)
+    std = x.std(axis=0) + 1e-6
+    xs = (x - mean) / std
+    n, d = xs.shape
+    c = len(classes)
+    onehot = np.eye(c)[y]
+    is_none = y == classes.index(NONE)
+    # half the weight on `none`, half on the Art. 7 categories together
+    sample_w = np.where(is_none, 0.5 / max(int(is_none.sum()), 1), 0.5 / max(int((~is_none).sum()), 1))
+    if not is_none.any() or is_none.all():
+        sample_w = np.full(n, 1.0 / n)
+    w = np.zeros((d, c))
+    b = np.zeros(c)
+    # step 1/L, L = a bound on the gradient's Lipschitz constant: converges without tuning
+    lipschitz = 0.5 * float(np.linalg.eigvalsh((xs * sample_w[:, None]).T @ xs).max()) + l2 + 1e-9
+    lr = 1.0 / lipschitz
+    for _ in range(iterations):
+        z = xs @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        g = (p - onehot) * sample_w[:, None]
+        w -= lr * (xs.T @ g + l2 * w)
+        b -= lr * g.sum(axis=0)
+    return SceneHead(
+        classes, mean.astype(np.float32), std.astype(np.float32), w.astype(np.float32), b.astype(np.float32),
+        tuple(feature_names),
+    )
+
+
+def stratified_folds(labels: Sequence[str], k: int, seed: int = 0) -> list[npt.NDArray[np.int64]]:
+    """`k` test folds, each class spread evenly over them (shuffled with `seed`)."""
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    lab = np.asarray(labels)
+    offset = 0
+    for cls in sorted(set(labels)):
+        idx = np.flatnonzero(lab == cls)
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            folds[(offset + j) % k].append(int(i))
+        offset += len(idx)
+    return [np.array(sorted(f), np.int64) for f in folds if f]
+
+
+def cross_validate(
+    features: npt.NDArray[np.floating], labels: Sequence[str], k: int = 5, seed: int = 0, l2: float = 1.0
+) -> npt.NDArray[np.float32]:
+    """Out-of-fold P(not none) for every sample: each is scored by a head trained without it."""
+    x = np.asarray(features)
+    lab = list(labels)
+    out = np.zeros(len(lab), np.float32)
+    for test in stratified_folds(lab, k, seed):
+        train = np.setdiff1d(np.arange(len(lab)), test)
+        head = train_head(x[train], [lab[i] for i in train], l2=l2)
+        out[test] = 1.0 - head.proba(x[test])[:, head.classes.index(NONE)]
+    return out
+
+
+# --------------------------------------------------------------------------- the detector
+def head_path(entry: ModelEntry) -> Path:
+    """Where the trained head of a `scenes` entry lives: the model cache."""
+    if entry.head is None:
+        raise ModelError(f"model {entry.name!r} is not a scene classifier (no `head`)")
+    return model_dir() / entry.head
+
+
+class SceneClassifier:
+    """A scene classifier as a `Detector`: one whole-view box per frame (see the module doc)."""
+
+    whole_view = True
+
+    def __init__(self, entry: ModelEntry, head: SceneHead, threads: int = 2, features: SceneFeatures | None = None) -> None:
+        self.name = entry.name
+        self.head = head
+        if features is not None and features.feature_names != head.feature_names:
+            raise ModelError(f"model {entry.name!r}: head reads {head.feature_names}, features give {features.feature_names}")
+        self.features = features or SceneFeatures(entry, head.feature_names, threads)
+        self.class_names = tuple(c for c in head.classes if c != NONE)
+        self._none = head.classes.index(NONE)
+        self._others = np.array([i for i, c in enumerate(head.classes) if c != NONE])
+
+    def scores(self, batch: Batch) -> npt.NDArray[np.float32]:
+        """Class probabilities (N, C) in `head.classes` order."""
+        return self.head.proba(self.features(batch))
+
+    def detect(self, batch: Batch) -> list[Detections]:
+        frames = as_batch(batch)
+        if frames.shape[0] == 0:
+            return []
+        p = self.scores(frames)
+        h, w = frames.shape[1:3]
+        box = np.array([[0.0, 0.0, float(w), float(h)]], np.float32)
+        best = p[:, self._others].argmax(axis=1)
+        score = np.clip(1.0 - p[:, self._none], 0.0, 1.0)
+        return [
+            Detections(box, np.array([score[k]], np.float32), np.array([best[k]], np.int32), self.class_names)
+            for k in range(frames.shape[0])
+        ]
+
+
+def load_scene_classifier(name: str, threads: int = 2) -> SceneClassifier:
+    """The registry's scene classifier `name`; `ModelNotInstalledError` when no head is trained yet."""
+    entry = load_registry().get(name)
+    path = head_path(entry)
+    if not path.is_file():
+        raise ModelNotInstalledError(
+            f"model {name!r}: no trained head at {path}; train one on your labelled snapshots with "
+            f"`masking scenes train MANIFEST` (see README, 'Scene classifier')"
+        )
+    head = SceneHead.load(path)
+    if head.backbone_sha256 and head.backbone_sha256 != entry.sha256:
+        raise ModelError(
+            f"model {name!r}: the head at {path} was trained on backbone features of another file "
+            f"(sha256 {head.backbone_sha256[:12]}..., registry {entry.sha256[:12]}...); retrain it with "
+            "`masking scenes train MANIFEST`"
+        )
+    unknown = [c for c in head.classes if c != NONE and c not in entry.evidence]
+    if unknown:
+        log.warning("model %r: head classes %s have no evidence rule in the registry: never evidence", name, unknown)
+    return SceneClassifier(entry, head, threads)
