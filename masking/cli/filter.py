@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 
 from masking.cli import EXIT_OK, show_progress
 from masking.config.zones import MaskStyle, load_zones
+from masking.stream.cli_filter import add_stream_options, run_stream, wants_engine
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Mask the privacy_mask and prohibited_view zones of one camera in a video file "
         "(H.264 out, every input frame kept with its timestamp), an image, or a folder of images. "
         "The output is written under a temporary name and renamed when complete, so a failed run "
-        "never leaves a half-written file.",
+        "never leaves a half-written file. With --detect (or a `detect` section in the zones file) faces "
+        "and bodies are masked too, on the streaming engine (concurrent decode/detect/mask/encode, fail "
+        "closed); it also reads live streams and raw frames on stdin and writes segments, raw frames on "
+        "stdout, or JPEG folders.",
     )
-    p.add_argument("input", help="Video file or URL, image, or folder of images.")
-    p.add_argument("-o", "--output", required=True, help="Output of the same kind: video file, image, or folder.")
+    p.add_argument("input", help="Video file or URL (rtsp://, rtsps://, http://), image, folder of images, "
+                   "or `-` for raw frames on stdin (with --input-format rawvideo).")
+    p.add_argument("-o", "--output", required=True, help="Output of the same kind: video file, image, or folder; "
+                   "`-` for raw frames on stdout (--output-format rawvideo).")
     p.add_argument("--zones", required=True, help="Zones YAML file (see `masking zones schema`).")
     p.add_argument("--camera", help="Camera id in the zones file; may be omitted when the file holds one camera.")
     p.add_argument(
@@ -43,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="x264 quality for video output (default 20: masks stay crisp, files moderate).")
     p.add_argument("--preset", default="veryfast",
                    help="x264 speed preset (default veryfast: keeps up with real time on a few cores).")
+    add_stream_options(p)
     p.set_defaults(handler=run)
 
 
@@ -51,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from masking.filter import FilterOptions, filter_path
 
     camera = load_zones(args.zones).camera(args.camera, source=args.zones)
+    if wants_engine(args, camera):
+        return run_stream(args, camera, style_from_name(args.style))
     options = FilterOptions(
         style_override=style_from_name(args.style), crf=args.crf, preset=args.preset, progress=show_progress()
     )

@@ -1,10 +1,43 @@
-"""`masking serve`: (to be written)."""
+"""`masking serve CONFIG.yaml`: run a set of cameras (sources, sinks, zones, detection) until stopped."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+
+from masking.cli import EXIT_OK, EXIT_USAGE
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the `serve` sub-command (not yet implemented: not registered)."""
-    return None
+    """Add the `serve` sub-command."""
+    p = sub.add_parser(
+        "serve",
+        help="Mask a set of cameras (files, folders, RTSP/HTTP streams) from one config until stopped.",
+        description=(
+            "Run every camera of CONFIG.yaml concurrently: decode, detect, mask, encode. Live streams "
+            "reconnect with back-off; cameras with the same detectors share batched detector calls. "
+            "Fail closed: a failed, late or missing detector masks more (policy full or zones), never less. "
+            "SIGINT/SIGTERM stop cleanly: queued frames are written and every file is closed and renamed. "
+            "Per-camera counters are logged every stats_interval_s and at exit."
+        ),
+    )
+    p.add_argument("config", help="Serve config YAML (see README, 'masking serve').")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from masking.stream.build import engine_for, stop_on_signals
+    from masking.stream.config import load_serve_config
+
+    cfg = load_serve_config(args.config)
+    engine = engine_for(cfg, args.config)
+    with stop_on_signals(engine) as stopped:
+        results = engine.run()
+    if stopped.is_set():
+        log.info("stopped by signal; all outputs closed")
+    failed = [r for r in results if r.error]
+    for r in failed:
+        log.error("camera %s ended with an error: %s", r.name, r.error)
+    return EXIT_USAGE if failed else EXIT_OK

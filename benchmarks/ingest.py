@@ -1,0 +1,345 @@
+"""Ingest benchmark: `masking filter` (static zones, faces every k-th frame, faces + bodies) against
+plain PyAV decode+encode (the floor) and the `deface` CLI, at 720p and 1080p; then `masking serve`
+with N simultaneous 720p cameras with face detection.
+
+    .venv/bin/python benchmarks/ingest.py                  # everything (deface if installed)
+    .venv/bin/python benchmarks/ingest.py --install-deface # first create /tmp/deface-venv with deface
+    .venv/bin/python benchmarks/ingest.py --skip-deface --resolutions 720 --cameras 4
+
+deface runs from its OWN virtual environment (default /tmp/deface-venv; `--install-deface` makes it
+with `python -m venv` + `pip install deface==1.5.0`), never from the project's .venv.
+
+Per run: fps (input frames / wall time), CPU seconds per frame and peak RSS of the child process
+(`os.wait4` rusage), and for face runs an independent leak check: OpenCV's own
+`cv2.FaceDetectorYN` (the same YuNet file, the same 0.4 threshold as the `faces` preset, on the
+input frame scaled to the preset's 640 px long side) finds faces in every INPUT frame; a face counts
+as unmasked when the same box in the OUTPUT frame still matches the input (mean absolute grey
+difference below 12 levels, i.e. codec noise). Numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CLIP = ROOT.parent / "shared" / "eval" / "videos" / "office_v001.mp4"
+MAD_UNMASKED = 12.0  # grey levels: below this the face region is unchanged up to codec noise
+ZONES = """cameras:
+  - camera_id: bench
+    zones:
+      - id: corner
+        kind: privacy_mask
+        polygon: [[0, 0], [0.25, 0], [0.25, 0.25], [0, 0.25]]
+"""
+
+
+@dataclass
+class Run:
+    name: str
+    resolution: str
+    frames: int
+    wall_s: float
+    cpu_s: float
+    peak_mb: float
+    ok: bool
+    faces: int | None = None
+    unmasked: int | None = None
+    note: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s else 0.0
+
+
+# ---------------------------------------------------------------------------- helpers
+def measure(cmd: list[str], log: Path) -> tuple[float, float, float, int]:
+    """Run `cmd`; (wall s, CPU s, peak RSS MB, exit code) of the child (and its waited children)."""
+    with log.open("w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, proc.returncode
+
+
+def count_frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return sum(1 for _ in c.decode(s))
+
+
+def make_1080p(src: Path, dst: Path) -> None:
+    """Upscale a clip to 1920x1080 (PTS and rate kept) for the 1080p runs."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        s = inp.streams.video[0]
+        o = out.add_stream("libx264", rate=s.average_rate)
+        o.width, o.height, o.pix_fmt = 1920, 1080, "yuv420p"
+        o.time_base = s.time_base
+        o.options = {"crf": "18", "preset": "veryfast"}
+        for f in inp.decode(s):
+            g = f.reformat(width=1920, height=1080, format="yuv420p", interpolation="BICUBIC")
+            g.pts, g.time_base = f.pts, f.time_base
+            for p in o.encode(g):
+                out.mux(p)
+        for p in o.encode():
+            out.mux(p)
+
+
+def floor(src: str, dst: str) -> None:
+    """Plain PyAV decode + encode, the same encoder settings as `masking filter` (the floor)."""
+    import av
+
+    with av.open(src) as inp, av.open(dst, "w") as out:
+        s = inp.streams.video[0]
+        s.thread_type = "AUTO"
+        o = out.add_stream("libx264", rate=s.average_rate)
+        o.width, o.height, o.pix_fmt = s.codec_context.width, s.codec_context.height, "yuv420p"
+        o.time_base = s.time_base
+        o.codec_context.thread_count = 0
+        o.options = {"crf": "20", "preset": "veryfast"}
+        for f in inp.decode(s):
+            f.pict_type = 0
+            for p in o.encode(f):
+                out.mux(p)
+        for p in o.encode():
+            out.mux(p)
+
+
+# ---------------------------------------------------------------------------- leak check
+class FaceReference:
+    """cv2.FaceDetectorYN on the input frames, cached per clip."""
+
+    def __init__(self) -> None:
+        import cv2
+
+        from masking.detect.dynamic import PRESETS
+        from masking.models.cache import model_path
+
+        spec = PRESETS["faces"]
+        self.max_side = spec.max_side
+        self.threshold = spec.threshold
+        self._det = cv2.FaceDetectorYN.create(str(model_path(spec.model)), "", (320, 320), spec.threshold, 0.3, 5000)
+        self._cache: dict[Path, list] = {}
+
+    def boxes(self, clip: Path) -> list:
+        if clip not in self._cache:
+            import cv2
+            import numpy as np
+
+            from masking.video.reader import VideoReader
+
+            out = []
+            with VideoReader(clip) as r:
+                for vf in r:
+                    img = vf.image
+                    h, w = img.shape[:2]
+                    s = min(1.0, self.max_side / max(h, w))
+                    small = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else img
+                    self._det.setInputSize((small.shape[1], small.shape[0]))
+                    _, faces = self._det.detect(small)
+                    b = np.zeros((0, 4)) if faces is None else faces[:, :4] / s
+                    out.append(b)  # x, y, w, h at full resolution
+            self._cache[clip] = out
+        return self._cache[clip]
+
+    def unmasked(self, clip: Path, output: Path) -> tuple[int, int]:
+        """(faces found in the input, faces whose region is unchanged in the output)."""
+        import cv2
+        import numpy as np
+
+        from masking.video.reader import VideoReader
+
+        boxes = self.boxes(clip)
+        total = leaked = 0
+        with VideoReader(clip) as a, VideoReader(output) as b:
+            for (va, vb), fb in zip(zip(a, b), boxes):
+                ga = cv2.cvtColor(va.image, cv2.COLOR_BGR2GRAY).astype(np.int16)
+                gb = cv2.cvtColor(vb.image, cv2.COLOR_BGR2GRAY).astype(np.int16)
+                h, w = ga.shape
+                for x, y, bw, bh in fb:
+                    x0, y0 = max(0, int(x)), max(0, int(y))
+                    x1, y1 = min(w, int(np.ceil(x + bw))), min(h, int(np.ceil(y + bh)))
+                    if x1 <= x0 or y1 <= y0:
+                        continue
+                    total += 1
+                    if float(np.abs(ga[y0:y1, x0:x1] - gb[y0:y1, x0:x1]).mean()) < MAD_UNMASKED:
+                        leaked += 1
+        return total, leaked
+
+
+# ---------------------------------------------------------------------------- runs
+def masking_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "masking", "-q", "filter", *args]
+
+
+def bench_clip(clip: Path, res: str, tmp: Path, zones: Path, deface: Path | None, ref: FaceReference) -> list[Run]:
+    n_in = count_frames(clip)
+    runs: list[Run] = []
+    plans: list[tuple[str, list[str], bool]] = [
+        ("PyAV decode+encode (floor)", [sys.executable, __file__, "--floor", str(clip), "{out}"], False),
+        ("masking filter: static zones", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones)), False),
+        ("masking filter: faces every frame", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "1"), True),
+        ("masking filter: faces every 2nd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "2"), True),
+        ("masking filter: faces every 3rd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "3"), True),
+        ("masking filter: faces + bodies", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces,bodies", "--detect-every", "1"), True),
+    ]
+    if deface is not None:
+        plans += [
+            ("deface (default)", [str(deface), str(clip), "-o", "{out}"], True),
+            ("deface --scale 640x360", [str(deface), str(clip), "-o", "{out}", "--scale", "640x360"], True),
+        ]
+    for k, (name, cmd, faces) in enumerate(plans):
+        out = tmp / f"{res}_{k}.mp4"
+        log = tmp / f"{res}_{k}.log"
+        cmd = [c.replace("{out}", str(out)) for c in cmd]
+        print(f"  {res} {name} ...", file=sys.stderr, flush=True)
+        wall, cpu, rss, rc = measure(cmd, log)
+        ok = rc == 0 and out.exists()
+        run = Run(name, res, n_in, wall, cpu, rss, ok, note="" if ok else f"exit {rc}: {log.read_text()[-300:]}")
+        if ok:
+            n_out = count_frames(out)
+            if n_out != n_in:
+                run.note = f"{n_out} frames out for {n_in} in"
+            if faces:
+                run.faces, run.unmasked = ref.unmasked(clip, out)
+        runs.append(run)
+        out.unlink(missing_ok=True)
+    return runs
+
+
+def bench_cameras(clip: Path, tmp: Path, zones: Path, max_n: int, every: int) -> list[Run]:
+    """`masking serve` with n = 1..max_n cameras (720p, faces); stop at the first n below 25 fps."""
+    runs = []
+    for n in range(1, max_n + 1):
+        cams = "\n".join(
+            f"  - {{name: cam{i}, source: {json.dumps(str(clip))}, zones: {json.dumps(str(zones))}, "
+            f"sink: {{path: {json.dumps(str(tmp / f'cam{i}.mp4'))}}}, detection: {{detect: faces, every: {every}}}}}"
+            for i in range(n)
+        )
+        cfg = tmp / f"serve_{n}.yaml"
+        cfg.write_text(f"stats_interval_s: 60\ncameras:\n{cams}\n")
+        log = tmp / f"serve_{n}.log"
+        print(f"  serve, {n} camera(s) ...", file=sys.stderr, flush=True)
+        wall, cpu, rss, rc = measure([sys.executable, "-m", "masking", "serve", str(cfg)], log)
+        fps = [float(m) for m in re.findall(r"final camera cam\d+: .* fps=([\d.]+)", log.read_text())]
+        frames = count_frames(clip) * n
+        run = Run(f"serve: {n} x 720p faces every {every}", "720p", frames, wall, cpu, rss, rc == 0 and len(fps) == n,
+                  extra={"min_camera_fps": min(fps) if fps else 0.0})
+        runs.append(run)
+        for i in range(n):
+            (tmp / f"cam{i}.mp4").unlink(missing_ok=True)
+        if not fps or min(fps) < 25.0:
+            break
+    return runs
+
+
+def ensure_deface(venv: Path, install: bool) -> Path | None:
+    exe = venv / "bin" / "deface"
+    if exe.exists():
+        return exe
+    if not install:
+        print(f"deface not found in {venv}: run with --install-deface (or --skip-deface)", file=sys.stderr)
+        return None
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "deface==1.5.0"], check=True)
+    return exe if exe.exists() else None
+
+
+def table(runs: list[Run]) -> str:
+    cores = os.cpu_count() or 1
+    lines = [f"| resolution | run | fps | CPU s/frame | CPU-bound fps on {cores} idle cores | peak RSS MB | faces in input | left unmasked | note |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in runs:
+        faces = "" if r.faces is None else str(r.faces)
+        leak = "" if r.unmasked is None else str(r.unmasked)
+        note = r.note or ("" if not r.extra else ", ".join(f"{k}={v:.1f}" for k, v in r.extra.items()))
+        cpu = r.cpu_s / max(r.frames, 1)
+        lines.append(f"| {r.resolution} | {r.name} | {r.fps:.1f} | {cpu:.4f} | {cores / cpu if cpu else 0:.0f} | {r.peak_mb:.0f} "
+                     f"| {faces} | {leak} | {note if r.ok else 'FAILED ' + note} |")
+    return "\n".join(lines)
+
+
+def summary(runs: list[Run]) -> list[str]:
+    """The issue's floors, as ratios (wall-clock fps and CPU per frame)."""
+    by = {(r.resolution, r.name): r for r in runs if r.ok}
+    out = []
+    for res in ("720p", "1080p"):
+        faces, deface = by.get((res, "masking filter: faces every frame")), by.get((res, "deface (default)"))
+        floor_run, static = by.get((res, "PyAV decode+encode (floor)")), by.get((res, "masking filter: static zones"))
+        if faces and deface:
+            out.append(f"{res}: faces every frame vs deface default: {faces.fps / deface.fps:.1f}x fps, "
+                       f"{deface.cpu_s / faces.cpu_s:.1f}x less CPU per frame (floor: 10x at 720p)")
+        if faces:
+            out.append(f"{res}: faces every frame: {faces.fps:.1f} fps (floor at 1080p: 25)")
+        if floor_run and static:
+            out.append(f"{res}: static zones / decode+encode: {floor_run.fps / static.fps:.2f}x time, "
+                       f"{static.cpu_s / floor_run.cpu_s:.2f}x CPU (ceiling: 1.25x)")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="720p input clip (default: office_v001.mp4).")
+    ap.add_argument("--resolutions", default="720,1080", help="Which clips to run: 720, 1080 or both.")
+    ap.add_argument("--skip-deface", action="store_true")
+    ap.add_argument("--install-deface", action="store_true", help="Create the deface venv if missing.")
+    ap.add_argument("--deface-venv", type=Path, default=Path("/tmp/deface-venv"))
+    ap.add_argument("--cameras", type=int, default=6, help="Try up to N simultaneous 720p cameras (0: skip).")
+    ap.add_argument("--cameras-every", type=int, default=1, help="Detection cadence for the camera runs.")
+    ap.add_argument("--json", type=Path, help="Also write the results as JSON here.")
+    ap.add_argument("--floor", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.floor:
+        floor(*args.floor)
+        return 0
+    if not args.clip.is_file():
+        print(f"{args.clip}: clip not found", file=sys.stderr)
+        return 2
+    deface = None if args.skip_deface else ensure_deface(args.deface_venv, args.install_deface)
+    ref = FaceReference()
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as d:
+        tmp = Path(d)
+        zones = tmp / "zones.yaml"
+        zones.write_text(ZONES)
+        wanted = {r.strip() for r in args.resolutions.split(",")}
+        if "720" in wanted:
+            runs += bench_clip(args.clip, "720p", tmp, zones, deface, ref)
+        if "1080" in wanted:
+            clip1080 = tmp / "clip_1080p.mp4"
+            make_1080p(args.clip, clip1080)
+            runs += bench_clip(clip1080, "1080p", tmp, zones, deface, ref)
+        if args.cameras > 0:
+            runs += bench_cameras(args.clip, tmp, zones, args.cameras, args.cameras_every)
+    print(table(runs))
+    print()
+    for line in summary(runs):
+        print(line)
+    cams = [r for r in runs if r.name.startswith("serve") and r.ok and r.extra.get("min_camera_fps", 0) >= 25]
+    if args.cameras > 0:
+        print(f"\nlargest N holding 25 fps per camera (720p, faces every {args.cameras_every}): "
+              f"{max((int(r.name.split()[1]) for r in cams), default=0)}")
+    print(f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"unmasked = reference YuNet face whose output region differs from the input by < {MAD_UNMASKED} grey levels")
+    if args.json:
+        args.json.write_text(json.dumps([{**asdict(r), "fps": r.fps} for r in runs], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

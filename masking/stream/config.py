@@ -1,0 +1,159 @@
+"""`masking serve` config: a set of cameras, each with a source, a sink, zones and detection.
+
+```yaml
+stats_interval_s: 10          # per-camera counters logged this often (and at exit)
+cameras:
+  - name: lobby               # unique; used in logs and counters
+    source: rtsp://10.0.0.5/stream1     # file, folder, rtsp://, rtsps://, http(s)://
+    transport: tcp            # RTSP transport (tcp | udp)
+    sink:
+      format: h264            # h264 | jpeg-dir
+      path: /srv/masked/lobby.mp4
+      segment_seconds: 300    # h264 only: one file per 5 minutes of source time
+    zones: /etc/masking/zones.yaml
+    camera: lobby-cam         # camera id in the zones file (optional when it holds one camera)
+    detection:                # optional: overrides the zones file's `detect` section
+      detect: faces,bodies
+      every: 1
+      fail_policy: full
+      max_latency_ms: 1000
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from masking.config.yamlio import load_yaml
+from masking.config.zones import Camera, DetectConfig, load_zones
+from masking.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SinkSpec(_Strict):
+    """Where one camera's masked frames go."""
+
+    format: Literal["h264", "jpeg-dir"] = Field("h264", description="h264: a video file (or segments); jpeg-dir: a folder of JPEGs.")
+    path: Path = Field(description="Output file (h264) or folder (jpeg-dir).")
+    segment_seconds: float | None = Field(
+        None, gt=0, le=86400,
+        description="h264 only: cut a new file every this many seconds of source time (NAME_00000.mp4, ...).",
+    )
+    crf: int = Field(20, ge=0, le=51, description="x264 quality (lower is better); 20 keeps masks crisp.")
+    preset: str = Field("veryfast", pattern=r"^[a-z]+$", description="x264 speed preset; veryfast keeps up with real time.")
+
+    @model_validator(mode="after")
+    def _segments_h264(self) -> SinkSpec:
+        if self.segment_seconds is not None and self.format != "h264":
+            raise ValueError("segment_seconds applies to format h264 only")
+        return self
+
+
+class DetectionSpec(_Strict):
+    """Dynamic masking for one camera; overrides the zones file's `detect` section."""
+
+    detect: str | None = Field(None, description="Preset list, e.g. `faces` or `faces,bodies`; null = the zones file's.")
+    every: int | None = Field(None, ge=1, le=30, description="Detect on every k-th frame; masks are held and grown between.")
+    fail_policy: Literal["full", "zones"] | None = Field(None, description="full (default) or zones.")
+    max_latency_ms: float | None = Field(None, gt=0, le=60000, description="Deadline for a detection result.")
+
+
+class ServeCamera(_Strict):
+    """One camera of `masking serve`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$", description="Unique name for logs and counters.")
+    source: str = Field(min_length=1, description="File, folder of segments, or rtsp:// rtsps:// http(s):// URL.")
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport; TCP survives lossy networks.")
+    reconnect_max_s: float = Field(10.0, gt=0, le=600, description="Longest wait between reconnection attempts.")
+    sink: SinkSpec
+    zones: Path = Field(description="Zones YAML file (relative paths are relative to this config).")
+    camera: str | None = Field(None, description="Camera id in the zones file; optional when it holds one camera.")
+    detection: DetectionSpec | None = Field(None, description="Overrides the zones file's detection.")
+
+
+class ServeConfig(_Strict):
+    """A `masking serve` config file."""
+
+    cameras: list[ServeCamera] = Field(min_length=1, max_length=256)
+    stats_interval_s: float = Field(10.0, gt=0, le=3600, description="Counters are logged this often.")
+    queue_size: int = Field(8, ge=1, le=256, description="Frames buffered between stages per camera.")
+    detector_threads: int = Field(
+        1, ge=1, le=64,
+        description="ONNX Runtime threads per detector group. 1: decode, detection and encoding already run "
+        "in parallel; more ORT threads spin and steal CPU from them (measured: 22 vs 31 ms CPU/frame on 2 cores).",
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> ServeConfig:
+        names = [c.name for c in self.cameras]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise ValueError(f"camera names must be unique; repeated: {dups}")
+        outs = [str(c.sink.path) for c in self.cameras]
+        dup_out = sorted({o for o in outs if outs.count(o) > 1})
+        if dup_out:
+            raise ValueError(f"two cameras write to the same sink path: {dup_out}")
+        return self
+
+
+def load_serve_config(path: str | Path) -> ServeConfig:
+    """Load and validate a serve config; relative zone/sink/source paths resolve against its folder."""
+    from masking.config.zones import format_validation_error
+
+    p = Path(path)
+    raw = load_yaml(p)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping with a `cameras` list at the top level")
+    try:
+        cfg = ServeConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, raw, str(p)).replace("camera #", "camera entry #")) from exc
+    base = p.resolve().parent
+    cams = []
+    for c in cfg.cameras:
+        src = c.source if re.match(r"^[a-z][a-z0-9+.-]*://", c.source) else str((base / c.source))
+        cams.append(c.model_copy(update={
+            "source": src,
+            "zones": base / c.zones,
+            "sink": c.sink.model_copy(update={"path": base / c.sink.path}),
+        }))
+    return cfg.model_copy(update={"cameras": cams})
+
+
+def resolve_camera(spec: ServeCamera, where: str) -> Camera:
+    """The zones-file camera of a serve entry, with the entry's detection overrides applied."""
+    zones = load_zones(spec.zones)
+    cam = zones.camera(spec.camera, source=f"{where}: camera {spec.name!r}: {spec.zones}")
+    return apply_detection(cam, spec.detection, f"{where}: camera {spec.name!r}")
+
+
+def apply_detection(cam: Camera, det: DetectionSpec | None, where: str) -> Camera:
+    """`cam` with detection overrides: a preset replaces the detector list; other fields update."""
+    if det is None:
+        return cam
+    from masking.detect.dynamic import detect_config_from_preset
+
+    base: DetectConfig | None = cam.detect
+    opts: dict[str, Any] = {k: v for k, v in (("every", det.every), ("fail_policy", det.fail_policy),
+                                              ("max_latency_ms", det.max_latency_ms)) if v is not None}
+    if det.detect is not None:
+        keep = {k: getattr(base, k) for k in ("every", "fail_policy", "max_latency_ms")} if base else {}
+        keep.update(opts)
+        cfg = detect_config_from_preset(det.detect, **keep)
+    elif base is not None:
+        try:
+            cfg = DetectConfig.model_validate({**base.model_dump(), **opts})
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: invalid detection options: {exc}") from exc
+    else:
+        if opts:
+            raise ConfigError(f"{where}: detection options given but no detector (set `detect: faces`)")
+        return cam
+    return cam.model_copy(update={"detect": cfg})

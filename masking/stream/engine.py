@@ -1,0 +1,316 @@
+"""The streaming engine: decode, detect, mask and encode concurrently, per camera, fail closed.
+
+Threads joined by bounded queues, per camera:
+
+    source --(frames, bounded)--> masker --(MaskedFrame, bounded)--> sink
+       \\--(key frames)--> detection group (shared by cameras with the same detectors)
+                              --(results)--> masker's ResultBoard
+
+PyAV (decode/encode), OpenCV and onnxruntime release the GIL, so the stages overlap on several
+cores. Files, folders and pipes get back-pressure; live streams drop the oldest queued frames
+(counted). The masker waits for a key frame's detection only until its deadline, then releases it
+by the rules in `masking.stream.masker` (held detections or the fail policy). Per-camera counters
+are logged every `stats_interval_s` and at exit; see `masking.stream.stats` for the invariant.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from masking.config.zones import Camera, MaskStyle
+from masking.errors import MaskingError
+from masking.stream.detect_stage import BoxSource, DetectionGroup, DetectorFactory, Request, build_groups, group_key
+from masking.stream.frames import MaskedFrame, SourceFrame
+from masking.stream.masker import MaskPolicy, MaskStage, ResultBoard
+from masking.stream.queues import BoundedQueue
+from masking.stream.sinks import Sink
+from masking.stream.sources import Source, SourceInfo, StreamSource, validate
+from masking.stream.stats import CameraStats, StatsSnapshot
+
+log = logging.getLogger(__name__)
+
+SinkFactory = Callable[[SourceInfo], Sink]
+
+
+class _EOS:
+    """End of a camera's stream."""
+
+
+_END = _EOS()
+
+
+@dataclass
+class CameraJob:
+    """One camera to run: its zones config, where frames come from and where they go."""
+
+    name: str
+    camera: Camera
+    source: Source
+    sink: SinkFactory
+    hold_motion: float = 0.02
+    style_override: MaskStyle | None = None  # replaces zone and detection styles (the CLI's --style)
+    sink_layouts: tuple[str, ...] = ("bgr24",)  # layouts the sink accepts; "yuv420p" skips colour conversion
+    abort_on_error: bool = False  # discard the output if the source fails (filter); serve keeps what it wrote
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Engine-wide settings."""
+
+    queue_size: int = 8
+    stats_interval_s: float = 10.0
+    detector_threads: int = 1
+    detector_factory: DetectorFactory | None = None  # default: masking.detect.dynamic.DynamicMasks
+
+
+@dataclass
+class CameraResult:
+    """How a camera ended."""
+
+    name: str
+    stats: StatsSnapshot
+    error: str | None = None
+    outputs: list[str] = field(default_factory=list)
+
+
+def _default_factory(threads: int) -> DetectorFactory:
+    def make(camera: Camera) -> BoxSource:
+        from masking.detect.dynamic import DynamicMasks
+
+        return DynamicMasks(camera, threads=threads)
+
+    return make
+
+
+class _CameraRun:
+    """The threads and queues of one camera."""
+
+    def __init__(self, job: CameraJob, group: DetectionGroup | None, opts: EngineOptions, stop: threading.Event) -> None:
+        from masking.masks.apply import ZoneMasker
+
+        self.job = job
+        self.group = group
+        self.stop = stop
+        self.stats = CameraStats(job.name)
+        self.policy = MaskPolicy.from_camera(job.camera, job.hold_motion)
+        self.board = ResultBoard() if group is not None else None
+        if group is not None and self.board is not None:
+            group.attach(self.board)
+        self.masker = ZoneMasker(job.camera, style_override=job.style_override)
+        # room for a whole detection period, so the masker's look-ahead never waits on back-pressure
+        self.frames: BoundedQueue[SourceFrame | _EOS] = BoundedQueue(max(opts.queue_size, 2 * self.policy.every + 2))
+        self.masked: BoundedQueue[MaskedFrame | _EOS] = BoundedQueue(opts.queue_size)
+        self.info: SourceInfo | None = None
+        self.info_ready = threading.Event()
+        self.sink_failed = threading.Event()
+        self.error: str | None = None
+        self.outputs: list[str] = []
+        if isinstance(job.source, StreamSource) and job.source.on_gap is None:
+            job.source.on_gap = self.stats.gap
+        self.threads = [
+            threading.Thread(target=self._source_loop, name=f"src[{job.name}]", daemon=True),
+            threading.Thread(target=self._mask_loop, name=f"mask[{job.name}]", daemon=True),
+            threading.Thread(target=self._sink_loop, name=f"sink[{job.name}]", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def _fail(self, msg: str) -> None:
+        if self.error is None:
+            self.error = msg
+        log.error("camera %s: %s", self.job.name, msg)
+
+    # -------------------------------------------------------------- source
+    def _source_loop(self) -> None:
+        src = self.job.source
+        live = src.live
+        try:
+            try:
+                info = src.open(self.stop)
+            except MaskingError as exc:
+                self._fail(str(exc))
+                return
+            planar = (self.group is None and info.planar_ok and "yuv420p" in getattr(src, "layouts", ())
+                      and "yuv420p" in self.job.sink_layouts)
+            info = replace(info, layout="yuv420p" if planar else "bgr24")
+            self.info = info
+            self.info_ready.set()
+            every = self.policy.every
+            max_latency = self.policy.max_latency_ms / 1000.0
+            index = 0
+            for raw, pts, tb in src.frames(self.stop, info.layout):
+                image, why = validate(raw, info)
+                sf = SourceFrame(index, image, int(pts), tb, corrupt=why)
+                self.stats.add("frames_in")
+                board = self.board if index % every == 0 else None  # key frames of detecting cameras
+                if image is None:
+                    self.stats.add("corrupt")
+                    log.warning("camera %s: frame %d is corrupt (%s); it is masked by the full policy", self.job.name, index, why)
+                    if board is not None:
+                        board.skip(index)
+                elif board is not None and self.group is not None:
+                    req = Request(self.job.name, index, image, time.monotonic() + max_latency, board, self.stats)
+                    board.submitted(index)
+                    if self.group.submit(req, live):
+                        sf.deadline = req.deadline
+                    else:
+                        board.skip(index)
+                dropped = self.frames.put(sf, drop_oldest=live)
+                if isinstance(dropped, SourceFrame):
+                    self.stats.add("dropped")
+                    log.debug("camera %s: dropped frame %d (pipeline behind a live source)", self.job.name, dropped.index)
+                index += 1
+                if self.sink_failed.is_set():
+                    break
+        except MaskingError as exc:
+            self._fail(f"source failed: {exc}")
+        except Exception as exc:  # noqa: BLE001 - thread boundary: record the error, end the camera cleanly
+            log.exception("camera %s: source crashed", self.job.name)
+            self._fail(f"source crashed: {type(exc).__name__}: {exc}")
+        finally:
+            try:
+                src.close()
+            except MaskingError as exc:
+                log.warning("camera %s: closing the source: %s", self.job.name, exc)
+            self.info_ready.set()
+            if self.board is not None:
+                self.board.finish()
+            self.frames.put_force(_END)
+
+    # -------------------------------------------------------------- mask
+    def _mask_loop(self) -> None:
+        self.info_ready.wait()
+        stage = None
+        if self.info is not None:
+            stage = MaskStage(self.masker, self.policy, self.board, self.info.width, self.info.height, self.info.layout)
+        while True:
+            item = self.frames.get()
+            if isinstance(item, _EOS):
+                self.masked.put_force(_END)
+                return
+            assert stage is not None
+            try:
+                mf, decision = stage.process(item)
+            except Exception as exc:  # noqa: BLE001 - masking failed: never pass the frame on unmasked
+                self._fail(f"masking failed on frame {item.index}: {type(exc).__name__}: {exc}")
+                self.stats.add("failed")
+                self.sink_failed.set()
+                continue
+            if decision.late:
+                self.stats.add("detector_late")
+            self.masked.put(mf)
+
+    # -------------------------------------------------------------- sink
+    def _sink_loop(self) -> None:
+        self.info_ready.wait()
+        sink: Sink | None = None
+        if self.info is not None:
+            try:
+                sink = self.job.sink(self.info)
+            except Exception as exc:  # noqa: BLE001 - thread boundary
+                self._fail(f"cannot open the sink: {exc}")
+                self.sink_failed.set()
+        while True:
+            item = self.masked.get()
+            if isinstance(item, _EOS):
+                break
+            if sink is None or self.sink_failed.is_set():
+                self.stats.add("failed")
+                continue
+            try:
+                sink.write(item)
+                self.stats.written(item.masked_by, item.arrival)
+            except Exception as exc:  # noqa: BLE001 - thread boundary: abort the output, count, keep draining
+                self._fail(f"sink failed at frame {item.index}: {type(exc).__name__}: {exc}")
+                self.stats.add("failed")
+                self.sink_failed.set()
+                self._abort(sink)
+        if sink is None:
+            return
+        if self.sink_failed.is_set():
+            self._abort(sink)  # idempotent: nothing partial stays behind under a final name
+        elif self.error is not None and self.job.abort_on_error:
+            log.error("camera %s: output discarded because the run failed", self.job.name)
+            self._abort(sink)
+        else:
+            try:
+                sink.close()
+                self.outputs = [str(p) for p in getattr(sink, "files", [])]
+            except Exception as exc:  # noqa: BLE001 - thread boundary
+                self._fail(f"closing the sink failed: {type(exc).__name__}: {exc}")
+
+    def _abort(self, sink: Sink) -> None:
+        try:
+            sink.abort()
+        except Exception as exc:  # noqa: BLE001 - already failing; make sure the thread keeps draining
+            log.error("camera %s: aborting the sink failed too: %s", self.job.name, exc)
+
+    def join(self) -> None:
+        for t in self.threads:
+            t.join()
+
+
+class Engine:
+    """Runs a set of cameras until their sources end or `stop()` is called."""
+
+    def __init__(self, jobs: list[CameraJob], options: EngineOptions = EngineOptions()) -> None:
+        names = [j.name for j in jobs]
+        if len(set(names)) != len(names):
+            raise MaskingError(f"camera names must be unique, got {names}")
+        self.options = options
+        self._stop = threading.Event()
+        factory = options.detector_factory or _default_factory(options.detector_threads)
+        self.groups = build_groups([j.camera for j in jobs], factory, options.queue_size)
+        for g in self.groups.values():
+            g.load()
+        self.cameras = []
+        for job in jobs:
+            key = group_key(job.camera)
+            self.cameras.append(_CameraRun(job, self.groups.get(key) if key else None, options, self._stop))
+
+    def stop(self) -> None:
+        """Ask every source to stop; frames already read are still masked, written and closed."""
+        self._stop.set()
+
+    def run(self) -> list[CameraResult]:
+        """Start everything, wait for the end, log and return per-camera results."""
+        for g in self.groups.values():
+            g.start()
+        for c in self.cameras:
+            c.start()
+        done = threading.Event()
+        reporter = threading.Thread(target=self._report, args=(done,), name="stats", daemon=True)
+        reporter.start()
+        try:
+            for c in self.cameras:
+                while any(t.is_alive() for t in c.threads):
+                    for t in c.threads:
+                        t.join(0.2)
+        finally:
+            done.set()
+            for g in self.groups.values():
+                g.close()
+            for g in self.groups.values():
+                g.join(timeout=2.0)
+        results = []
+        for c in self.cameras:
+            snap = c.stats.check()
+            log.info("final %s", snap.line())
+            results.append(CameraResult(c.job.name, snap, c.error, c.outputs))
+        return results
+
+    def _report(self, done: threading.Event) -> None:
+        last = {c.job.name: (time.monotonic(), 0) for c in self.cameras}
+        while not done.wait(self.options.stats_interval_s):
+            now = time.monotonic()
+            for c in self.cameras:
+                snap = c.stats.snapshot()
+                t0, n0 = last[c.job.name]
+                last[c.job.name] = (now, snap.frames_out)
+                log.info("%s", snap.line((snap.frames_out - n0) / max(now - t0, 1e-9)))

@@ -1,0 +1,469 @@
+"""Frame sources for the streaming engine: files, live streams, watched folders, raw pipes.
+
+Every source yields `(image, pts, time_base)` in presentation order and says whether it is live
+(`live=True`: the engine drops the oldest frames under overload and counts them) or not (files,
+folders, pipes: the engine applies back-pressure and never drops). Decoding is
+`masking.video.reader.VideoReader` (PyAV, which releases the GIL while decoding).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Protocol
+
+import numpy as np
+
+from masking.errors import InputError, MaskingError
+from masking.stream.frames import Image
+from masking.video.reader import StreamInfo, VideoReader
+
+log = logging.getLogger(__name__)
+
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "srt://")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What sinks need to know about a source before the first frame.
+
+    `layout` is the array layout frames travel in: "bgr24" (H, W, 3), or "yuv420p" (H*3/2, W)
+    planes, which the engine picks for cameras without detection (no colour conversion at all).
+    """
+
+    width: int
+    height: int
+    fps: Fraction
+    time_base: Fraction
+    pix_fmt: str | None = None
+    layout: str = "bgr24"
+
+    @property
+    def planar_ok(self) -> bool:
+        """Whether frames can travel as yuv420p planes (even size)."""
+        return self.width % 2 == 0 and self.height % 2 == 0
+
+
+Item = tuple[object, int, Fraction]  # (image, pts, time_base); image may be corrupt
+
+
+class Source(Protocol):
+    """A camera's frames."""
+
+    name: str
+    live: bool
+    layouts: tuple[str, ...]  # array layouts `frames` can deliver; "bgr24" always first
+
+    def open(self, stop: threading.Event) -> SourceInfo: ...
+    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]: ...
+    def close(self) -> None: ...
+
+
+def _info_from_reader(reader: VideoReader) -> SourceInfo:
+    info: StreamInfo = reader.info
+    fps = Fraction(info.fps) if info.fps else Fraction(25)
+    return SourceInfo(int(info.width), int(info.height), fps, Fraction(info.time_base), info.pix_fmt)
+
+
+class _PtsFixer:
+    """Makes pts strictly increasing in one time base: fills missing pts, shifts restarts.
+
+    A live stream that reconnects, or a folder of segments, restarts its pts; the offset keeps the
+    output monotonic and is logged. Within one continuous stream pts pass through unchanged.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.time_base: Fraction | None = None
+        self.step = 1
+        self.last: int | None = None
+        self.offset = 0
+        self._restart = False
+
+    def set_rate(self, time_base: Fraction, fps: Fraction) -> None:
+        if self.time_base is None:
+            self.time_base = time_base
+            self.step = max(1, round(1 / (fps * time_base))) if fps else 1
+
+    def segment_start(self) -> None:
+        """The next pts may restart; shift it to follow on from the last one if it does."""
+        self._restart = True
+
+    def fix(self, pts: int | None, time_base: Fraction) -> int:
+        assert self.time_base is not None
+        if pts is not None and time_base != self.time_base:
+            pts = round(pts * time_base / self.time_base)
+        if self._restart and pts is not None:  # the first frame with a pts after the restart sets the shift
+            self._restart = False
+            if self.last is not None and pts + self.offset <= self.last:
+                self.offset = self.last + self.step - pts
+                log.info("%s: timestamps restart; later pts are shifted by %d to stay increasing", self.name, self.offset)
+        if pts is None:
+            out = (self.last + self.step) if self.last is not None else 0
+        else:
+            out = pts + self.offset
+            if self.last is not None and out <= self.last:
+                out = self.last + 1
+        self.last = out
+        return out
+
+
+class FileSource:
+    """A video file (anything PyAV opens): back-pressure, never drops."""
+
+    live = False
+    layouts: tuple[str, ...] = ("bgr24", "yuv420p")
+
+    def __init__(self, path: str | Path, name: str | None = None) -> None:
+        self.path = Path(path)
+        self.name = name or self.path.name
+        self._reader: VideoReader | None = None
+        self._info: SourceInfo | None = None
+
+    def open(self, stop: threading.Event) -> SourceInfo:
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such video file")
+        self._reader = VideoReader(str(self.path))
+        self._info = _info_from_reader(self._reader)
+        return self._info
+
+    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+        assert self._reader is not None, "open() first"
+        for vf in self._reader.frames(layout):
+            if stop.is_set():
+                return
+            yield vf.image, vf.pts if vf.pts is not None else vf.index, vf.time_base or self._reader.info.time_base
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """Back-off between reconnection attempts of a live source."""
+
+    initial_s: float = 0.5
+    max_s: float = 10.0
+    give_up_after_s: float | None = None  # None: keep trying until stopped
+
+
+class StreamSource:
+    """A live stream (RTSP/RTSPS over TCP by default, HTTP, ...): reconnects with back-off.
+
+    Each loss and each reconnection is logged; the outage is logged as a gap (wall-clock seconds)
+    and counted by the engine, and pts after a reconnect are shifted to keep increasing.
+    """
+
+    live = True
+    layouts: tuple[str, ...] = ("bgr24", "yuv420p")
+
+    def __init__(
+        self,
+        url: str,
+        name: str | None = None,
+        transport: str = "tcp",
+        reconnect: ReconnectPolicy = ReconnectPolicy(),
+        read_timeout_s: float = 5.0,
+        on_gap: Callable[[float], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.name = name or url
+        self.transport = transport
+        self.reconnect = reconnect
+        self.read_timeout_s = read_timeout_s
+        self.on_gap = on_gap
+        self.reconnects = 0
+        self._reader: VideoReader | None = None
+        self._fix = _PtsFixer(self.name)
+        self._info: SourceInfo | None = None
+
+    def _options(self) -> dict[str, str]:
+        opts = {"timeout": str(int(self.read_timeout_s * 1e6))}
+        if self.url.startswith(("rtsp://", "rtsps://")):
+            opts["rtsp_transport"] = self.transport
+        return opts
+
+    def _connect(self) -> SourceInfo:
+        reader = VideoReader(self.url, options=self._options())
+        self._reader = reader
+        info = _info_from_reader(reader)
+        self._fix.set_rate(info.time_base, info.fps)
+        return info
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except MaskingError as exc:
+                log.debug("%s: closing the lost stream: %s", self.name, exc)
+            self._reader = None
+
+    def open(self, stop: threading.Event) -> SourceInfo:
+        """Connect, retrying with back-off (a camera may be offline when the engine starts)."""
+        delay, start, attempt = self.reconnect.initial_s, time.monotonic(), 0
+        while True:
+            attempt += 1
+            try:
+                self._info = self._connect()
+                break
+            except MaskingError as exc:
+                waited = time.monotonic() - start
+                if self.reconnect.give_up_after_s is not None and waited >= self.reconnect.give_up_after_s:
+                    raise InputError(f"{self.name}: cannot open stream after {attempt} attempt(s): {exc}") from exc
+                log.warning("%s: cannot connect (attempt %d): %s; retrying in %.1f s", self.name, attempt, exc, delay)
+                if stop.wait(delay):
+                    raise InputError(f"{self.name}: stopped before the stream could be opened") from exc
+                delay = min(delay * 2, self.reconnect.max_s)
+        log.info("%s: connected (%dx%d)", self.name, self._info.width, self._info.height)
+        return self._info
+
+    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+        assert self._info is not None, "open() first"
+        while not stop.is_set():
+            reason = "end of stream"
+            try:
+                assert self._reader is not None
+                for vf in self._reader.frames(layout):
+                    if stop.is_set():
+                        return
+                    tb = vf.time_base or self._info.time_base
+                    yield vf.image, self._fix.fix(vf.pts, tb), self._fix.time_base or tb
+            except MaskingError as exc:
+                reason = str(exc)
+            self._drop_reader()
+            if stop.is_set():
+                return
+            lost_at = time.monotonic()
+            log.warning("%s: stream lost (%s); reconnecting", self.name, reason)
+            if not self._reconnect(stop, lost_at):
+                return
+
+    def _reconnect(self, stop: threading.Event, lost_at: float) -> bool:
+        delay = self.reconnect.initial_s
+        attempt = 0
+        while not stop.is_set():
+            waited = time.monotonic() - lost_at
+            if self.reconnect.give_up_after_s is not None and waited >= self.reconnect.give_up_after_s:
+                log.error("%s: giving up after %.1f s without a connection (%d attempts)", self.name, waited, attempt)
+                self._gap(time.monotonic() - lost_at)
+                return False
+            if stop.wait(delay):
+                break
+            attempt += 1
+            try:
+                info = self._connect()
+            except MaskingError as exc:
+                log.warning("%s: reconnect attempt %d failed: %s; next in %.1f s", self.name, attempt, exc, min(delay * 2, self.reconnect.max_s))
+                delay = min(delay * 2, self.reconnect.max_s)
+                continue
+            gap = time.monotonic() - lost_at
+            self.reconnects += 1
+            old = self._info
+            assert old is not None
+            if (info.width, info.height) != (old.width, old.height):
+                log.error("%s: reconnected at %dx%d, was %dx%d: frames of the new size are masked as corrupt",
+                          self.name, info.width, info.height, old.width, old.height)
+            log.warning("%s: reconnected after %d attempt(s); gap of %.2f s with no frames (about %d frames at %.1f fps)",
+                        self.name, attempt, gap, round(gap * float(old.fps)), float(old.fps))
+            self._gap(gap)
+            self._fix.segment_start()
+            return True
+        self._gap(time.monotonic() - lost_at)
+        return False
+
+    def _gap(self, seconds: float) -> None:
+        if self.on_gap is not None:
+            self.on_gap(seconds)
+
+    def close(self) -> None:
+        self._drop_reader()
+
+
+class FolderSource:
+    """A folder watched for new video segments, processed in name order (back-pressure).
+
+    A file is taken once its size has not changed for one poll interval; names starting with `.`
+    or ending in `.tmp`/`.part` are ignored (recorders write those before renaming). Stops after
+    `idle_timeout_s` without a new segment (None: watch until stopped).
+    """
+
+    live = False
+    layouts: tuple[str, ...] = ("bgr24", "yuv420p")
+
+    def __init__(self, folder: str | Path, pattern: str = "*.mp4", poll_s: float = 0.5,
+                 idle_timeout_s: float | None = None, name: str | None = None) -> None:
+        self.folder = Path(folder)
+        self.pattern = pattern
+        self.poll_s = poll_s
+        self.idle_timeout_s = idle_timeout_s
+        self.name = name or str(self.folder)
+        self._done: set[Path] = set()
+        self._fix = _PtsFixer(self.name)
+        self._first: Path | None = None
+        self._info: SourceInfo | None = None
+        self.segments_failed = 0
+
+    def _ready(self, stop: threading.Event) -> list[Path]:
+        cands = sorted(p for p in self.folder.glob(self.pattern)
+                       if p.is_file() and p not in self._done and not p.name.startswith(".")
+                       and not p.name.endswith((".tmp", ".part")))
+        if not cands:
+            return []
+        sizes = {p: p.stat().st_size for p in cands}
+        if stop.wait(self.poll_s):
+            return []
+        return [p for p in cands if p.exists() and p.stat().st_size == sizes[p] and sizes[p] > 0]
+
+    def open(self, stop: threading.Event) -> SourceInfo:
+        if not self.folder.is_dir():
+            raise InputError(f"{self.folder}: not a folder")
+        start = time.monotonic()
+        while True:
+            ready = self._ready(stop)
+            if ready:
+                break
+            if self.idle_timeout_s is not None and time.monotonic() - start > self.idle_timeout_s:
+                raise InputError(f"{self.folder}: no segment matching {self.pattern!r} appeared")
+            if stop.wait(self.poll_s):
+                raise InputError(f"{self.folder}: stopped before any segment appeared")
+        self._first = ready[0]
+        with VideoReader(str(self._first)) as r:
+            info = _info_from_reader(r)
+        self._fix.set_rate(info.time_base, info.fps)
+        self._info = info
+        return info
+
+    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+        idle_since = time.monotonic()
+        while not stop.is_set():
+            ready = self._ready(stop)
+            if not ready:
+                if self.idle_timeout_s is not None and time.monotonic() - idle_since > self.idle_timeout_s:
+                    log.info("%s: no new segment for %.1f s; done", self.name, self.idle_timeout_s)
+                    return
+                stop.wait(self.poll_s)
+                continue
+            for path in ready:
+                self._done.add(path)
+                log.info("%s: segment %s", self.name, path.name)
+                self._fix.segment_start()
+                n = 0
+                try:
+                    with VideoReader(str(path)) as reader:
+                        for vf in reader.frames(layout):
+                            if stop.is_set():
+                                return
+                            tb = vf.time_base or reader.info.time_base
+                            yield vf.image, self._fix.fix(vf.pts, tb), self._fix.time_base or tb
+                            n += 1
+                except InputError as exc:  # one broken segment must not stop the camera
+                    self.segments_failed += 1
+                    log.error("%s: segment %s is unreadable after %d frame(s), the rest of it is skipped: %s",
+                              self.name, path.name, n, exc)
+            idle_since = time.monotonic()
+
+    def close(self) -> None:
+        return None
+
+
+class RawSource:
+    """Raw bgr24 frames of a known size from a binary stream (stdin): pts = frame number / fps."""
+
+    live = False
+    layouts: tuple[str, ...] = ("bgr24",)
+
+    def __init__(self, stream: BinaryIO, width: int, height: int, fps: Fraction = Fraction(25), name: str = "stdin",
+                 owns_stream: bool = False) -> None:
+        if width < 1 or height < 1:
+            raise InputError(f"{name}: raw frame size must be positive, got {width}x{height}")
+        self.stream = stream
+        self.width = width
+        self.height = height
+        self.fps = Fraction(fps)
+        self.name = name
+        self.owns_stream = owns_stream
+
+    def open(self, stop: threading.Event) -> SourceInfo:
+        return SourceInfo(self.width, self.height, self.fps, 1 / self.fps)
+
+    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+        size = self.width * self.height * 3
+        tb = 1 / self.fps
+        n = 0
+        while not stop.is_set():
+            buf = _read_exact(self.stream, size)
+            if not buf:
+                return
+            if len(buf) < size:
+                log.warning("%s: input ended inside frame %d (%d of %d bytes); that partial frame is ignored",
+                            self.name, n, len(buf), size)
+                return
+            yield np.frombuffer(buf, np.uint8).reshape(self.height, self.width, 3).copy(), n, tb
+            n += 1
+
+    def close(self) -> None:
+        if self.owns_stream:
+            self.stream.close()
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    chunks = []
+    got = 0
+    while got < size:
+        b = stream.read(size - got)
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+class FaultySource:
+    """Test seam: wraps a source and replaces chosen frames with corrupt ones.
+
+    `corrupt_on(i)` picks frames by index; they become a wrong-shape or wrong-dtype array (as a
+    broken decoder might deliver). The engine must count them and mask them by policy.
+    """
+
+    def __init__(self, inner: Source, corrupt_on: Callable[[int], bool]) -> None:
+        self.inner = inner
+        self.corrupt_on = corrupt_on
+        self.name = inner.name
+        self.live = inner.live
+        self.layouts: tuple[str, ...] = getattr(inner, "layouts", ("bgr24",))
+
+    def open(self, stop: threading.Event) -> SourceInfo:
+        return self.inner.open(stop)
+
+    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+        for i, (img, pts, tb) in enumerate(self.inner.frames(stop, layout)):
+            if self.corrupt_on(i):
+                arr = np.asarray(img)
+                img = arr[: arr.shape[0] // 2] if i % 2 else arr.astype(np.float32)
+            yield img, pts, tb
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def frame_shape(info: SourceInfo) -> tuple[int, ...]:
+    """The array shape of one frame in the info's layout."""
+    if info.layout == "yuv420p":
+        return (info.height * 3 // 2, info.width)
+    return (info.height, info.width, 3)
+
+
+def validate(image: object, info: SourceInfo) -> tuple[Image | None, str | None]:
+    """The image if it is a uint8 frame of the stream's size and layout, else (None, why)."""
+    if not isinstance(image, np.ndarray):
+        return None, f"not an array ({type(image).__name__})"
+    shape = frame_shape(info)
+    if image.dtype != np.uint8 or image.shape != shape:
+        return None, f"{image.dtype} {image.shape}, expected uint8 {shape}"
+    return image, None

@@ -1,0 +1,126 @@
+"""RTSP ingest against a real GStreamer RTSP server on loopback, including an outage.
+
+The server (tests/rtsp_server.py) runs under the SYSTEM Python, which has PyGObject; CI installs
+the Debian packages gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
+gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from masking.config.zones import parse_zones
+from masking.stream.engine import CameraJob, Engine, EngineOptions
+from masking.stream.sinks import H264Sink
+from masking.stream.sources import ReconnectPolicy, StreamSource
+from masking.video.reader import VideoReader
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SERVER = Path(__file__).with_name("rtsp_server.py")
+
+
+def _server_available() -> str | None:
+    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
+             "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+             "assert all(Gst.ElementFactory.find(e) for e in ('qtdemux', 'h264parse', 'rtph264pay'))")
+    try:
+        r = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{SYSTEM_PYTHON} not usable: {exc}"
+    if r.returncode:
+        return ("GStreamer RTSP server not installed (apt-get install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 "
+                f"python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad): {r.stderr.decode()[-300:]}")
+    return None
+
+
+_MISSING = _server_available()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RtspServer:
+    def __init__(self, port: int, clip: Path) -> None:
+        self.port, self.clip = port, clip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        deadline = time.monotonic() + 15
+        while True:  # the port may linger briefly after a kill
+            self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--file", str(self.clip)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()
+            if line.strip() == b"READY":
+                return
+            self.proc.wait(5)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"RTSP server did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def test_rtsp_reconnects_after_outage_and_logs_the_gap(office_clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    port = _free_port()
+    server = RtspServer(port, office_clip)
+    server.start()
+    cam = parse_zones({"cameras": [{"camera_id": "door", "zones": [
+        {"id": "z", "kind": "privacy_mask", "polygon": [[0, 0], [0.3, 0], [0.3, 0.3], [0, 0.3]]}]}]}).cameras[0]
+    url = f"rtsp://127.0.0.1:{port}/cam"
+    src = StreamSource(url, name="door", reconnect=ReconnectPolicy(initial_s=0.3, max_s=1.0, give_up_after_s=3.0))
+    out = tmp_path / "door.mp4"
+    engine = Engine([CameraJob("door", cam, src, lambda info: H264Sink(out, info))], EngineOptions(stats_interval_s=1.0))
+    results: list = []
+    runner = threading.Thread(target=lambda: results.extend(engine.run()))
+    stats = engine.cameras[0].stats
+    try:
+        runner.start()
+        _wait(lambda: stats.frames_in >= 30, 20, "first frames")
+        before = stats.frames_in
+        server.kill()  # outage
+        time.sleep(1.0)
+        server.start()  # back on the same port
+        _wait(lambda: src.reconnects >= 1 and stats.frames_in >= before + 30, 25, "frames after reconnect")
+        server.kill()  # gone for good: the source gives up after 3 s
+        runner.join(30)
+        assert not runner.is_alive(), "engine did not stop after the source gave up"
+    finally:
+        server.kill()
+        engine.stop()
+    (res,) = results
+    s = res.stats
+    assert s.frames_in > before + 30
+    assert s.frames_in == s.frames_out + s.dropped + s.failed
+    assert s.gaps >= 1 and s.gap_seconds > 0.5
+    text = caplog.text
+    assert "stream lost" in text and "reconnected after" in text and "gap of" in text
+    with VideoReader(out) as r:
+        ts = [float(vf.pts * vf.time_base) for vf in r.frames("yuv420p")]
+    assert len(ts) == s.frames_out
+    steps = sorted(b - a for a, b in zip(ts, ts[1:]))
+    assert steps[0] > 0  # timestamps keep increasing across the reconnect
+    assert abs(steps[len(steps) // 2] - 1 / 29.53) < 0.005  # and keep the source's frame spacing
+
+
+def _wait(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
