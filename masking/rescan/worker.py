@@ -1,0 +1,202 @@
+"""The worker side of a rescan: audit one item and return a plain dict.
+
+`run_item(spec)` is a pure function of its spec (plus the files it names): it builds (once per
+worker thread, then cached) the same `masking.audit.Auditor` that `masking audit` uses, audits the
+image, clip or stream sample, and returns the `AuditResult.to_dict()` object with a JPEG thumbnail
+of the evidence frame. Errors are returned, not raised, so the driver can record and retry them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import traceback
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from masking.errors import ConfigError, MaskingError
+from masking.rescan.items import segment_label
+
+log = logging.getLogger(__name__)
+
+THUMB_SIDE = 320  # thumbnail long side in pixels: readable in a table, ~15 kB as JPEG
+_THUMB_QUALITY = 80
+_THREADS: int | None = None
+_FACTORY: str | None = None
+_LOCAL = threading.local()
+_ORT_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_budget(threads: int, factory: str | None = None) -> None:
+    """ORT threads for auditors built from now on in this process (no process-wide side effects)."""
+    global _THREADS, _FACTORY
+    _THREADS = max(1, int(threads))
+    _FACTORY = factory
+
+
+def configure(threads: int, factory: str | None = None) -> None:
+    """Set this worker process's thread budget (and an optional Auditor factory, `module:function`).
+
+    Called as the process-pool initializer: ORT intra-op threads and OpenMP/BLAS threads are capped
+    to `threads`, and OpenCV to one thread, so N workers do not oversubscribe the cores.
+    """
+    set_budget(threads, factory)
+    for var in _ORT_ENV:
+        os.environ[var] = str(_THREADS)
+    cv2.setNumThreads(1)
+
+
+def _load_factory(path: str) -> Callable[[dict[str, Any], int], Any]:
+    mod, _, name = path.partition(":")
+    if not mod or not name:
+        raise ConfigError(f"auditor factory {path!r}: expected `module:function`")
+    try:
+        fn = getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"auditor factory {path!r} cannot be imported: {exc}") from exc
+    return fn  # type: ignore[no-any-return]
+
+
+def default_auditor(settings: dict[str, Any], threads: int) -> Any:
+    """The `masking audit` Auditor for these settings (models resolved through the model cache)."""
+    from masking.audit import Auditor, AuditSettings
+
+    return Auditor(AuditSettings.model_validate(settings), threads=threads)
+
+
+def _auditor(settings: dict[str, Any], factory: str | None) -> Any:
+    """One Auditor per worker thread and settings (an ORT session is built once, then reused)."""
+    cache: dict[tuple[str, str | None], Any] = _LOCAL.__dict__.setdefault("auditors", {})
+    key = (json.dumps(settings, sort_keys=True), factory)
+    if key not in cache:
+        threads = _THREADS or 1
+        build = _load_factory(factory) if factory else default_auditor
+        cache[key] = build(settings, threads)
+        log.debug("worker %d: auditor ready (%d thread(s))", os.getpid(), threads)
+    return cache[key]
+
+
+def _window_frames(source: str, start_s: float, end_s: float, fps: float, max_frames: int) -> Iterator[Any]:
+    """AuditFrames of a file or stream between `start_s` and `end_s` (seconds from its first frame,
+    by PTS), sampled at `fps`, at most `max_frames`. Frames before the window are decoded and
+    skipped (the reader does not seek)."""
+    from masking.audit import AuditFrame
+    from masking.video.reader import VideoReader
+
+    step = 1.0 / fps
+    next_t = start_s
+    first: float | None = None
+    taken = 0
+    with VideoReader(source) as reader:
+        for vf in reader:
+            tb = vf.time_base or reader.info.time_base
+            t = float(vf.pts * Fraction(tb)) if vf.pts is not None else vf.index / float(reader.info.fps)
+            if first is None:
+                first = t
+            rel = t - first
+            if rel >= end_s:
+                break
+            if rel + 1e-6 >= next_t:
+                yield AuditFrame(vf.image, vf.index, t)
+                taken += 1
+                next_t += step
+                if taken >= max_frames:
+                    break
+
+
+def _thumbnail(result: Any, camera: Any) -> bytes | None:
+    """The evidence frame, downscaled, with the camera's zones, the evidence boxes and the proposed
+    masks (dashed) drawn on it, as JPEG bytes."""
+    from masking.annotate import draw_boxes, draw_polygon, draw_zones
+
+    frame: npt.NDArray[np.uint8] | None = getattr(result, "snapshot", None)
+    if frame is None:
+        return None
+    h, w = frame.shape[:2]
+    scale = min(1.0, THUMB_SIDE / max(h, w))
+    img = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    th, tw = img.shape[:2]
+    if camera is not None and camera.zones:
+        img = draw_zones(img, camera, labels=False)
+    shown = [e for e in result.evidence if getattr(result, "snapshot_frame", None) in (None, e.frame)]
+    if shown:
+        boxes = np.array([e.xyxy_norm for e in shown], np.float64) * np.array([tw, th, tw, th], np.float64)
+        colors = [(0, 200, 0) if e.masked else (0, 0, 255) for e in shown]
+        draw_boxes(img, boxes, colors, labels=[e.class_name for e in shown], thickness=1)
+    for m in result.proposed_masks:
+        pts = np.asarray(m.polygon, np.float64).reshape(-1, 2) * np.array([tw, th], np.float64)
+        draw_polygon(img, pts, (0, 220, 255), dashed=True, thickness=2)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, _THUMB_QUALITY])
+    return bytes(buf) if ok else None
+
+
+def run_item(spec: dict[str, Any]) -> dict[str, Any]:
+    """Audit one item. `spec`: item_id, kind (image|video|stream), source, stream_seconds, segment
+    ([start, end] seconds of a clip, or None for all of it), camera (zones Camera as a dict, or None), settings (AuditSettings as a dict), factory.
+
+    Returns {item_id, ok, result, thumbnail, duration_s, worker} or {item_id, ok: False, error, ...};
+    `duration_s` is the audit's time (reading, sampling, detection, thumbnail), not model loading.
+    """
+    from masking.config.zones import Camera
+
+    t0 = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    out: dict[str, Any] = {"item_id": spec["item_id"], "worker": worker}
+    try:
+        auditor = _auditor(spec["settings"], spec.get("factory") or _FACTORY)
+        t0 = time.perf_counter()  # the item's time is the audit's, not the first call's model loading
+        camera = Camera.model_validate(spec["camera"]) if spec.get("camera") else None
+        kind, source = spec["kind"], spec["source"]
+        settings = spec["settings"]
+        fps, max_frames = float(settings.get("sample_fps", 1.0)), int(settings.get("max_frames", 60))
+        if kind == "stream":
+            frames = _window_frames(source, 0.0, float(spec["stream_seconds"]), fps, max_frames)
+            result = auditor.audit_frames(frames, camera, source)
+        elif kind == "video" and spec.get("segment"):
+            start, end = spec["segment"]
+            frames = _window_frames(source, float(start), math.inf if end is None else float(end), fps, max_frames)
+            result = auditor.audit_frames(frames, camera, segment_label(source, spec["segment"]))
+        elif kind in ("image", "video"):
+            result = auditor.audit_path(Path(source), camera)
+        else:
+            raise ConfigError(f"item {spec['item_id']}: unknown kind {kind!r}")
+        out.update(ok=True, result=result.to_dict(), thumbnail=_thumbnail(result, camera))
+    except MaskingError as exc:
+        out.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one bad item must not stop the fleet; the error is recorded
+        log.error("item %s (%s): unexpected error\n%s", spec["item_id"], spec.get("source"), traceback.format_exc())
+        out.update(ok=False, error=f"unexpected {type(exc).__name__}: {exc}")
+    out["duration_s"] = time.perf_counter() - t0
+    return out
+
+
+def configure_dask(budgets: dict[str, int], factory: str | None = None, dask_worker: Any = None) -> None:
+    """Run on every Dask worker by the driver (`Client.run`): its share of its machine's cores."""
+    address = getattr(dask_worker, "address", None)
+    configure(budgets.get(address, 1) if address else 1, factory)
+
+
+def run_item_on_dask(spec: dict[str, Any], factory: str | None = None) -> dict[str, Any]:
+    """`run_item` on a Dask worker: the thread budget is the machine's cores / the worker's threads."""
+    if _THREADS is None:
+        try:
+            from distributed import get_worker
+
+            nthreads = int(get_worker().state.nthreads)
+        except (ImportError, ValueError, AttributeError):
+            nthreads = 1
+        configure(max(1, (os.cpu_count() or 1) // max(1, nthreads)), factory)
+    if factory and not spec.get("factory"):
+        spec = {**spec, "factory": factory}
+    return run_item(spec)
