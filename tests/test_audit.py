@@ -16,7 +16,7 @@ from masking.audit.evidence import evidence_map
 from masking.audit.manifest import read_manifest
 from masking.audit.report import render_html
 from masking.config.zones import Camera, parse_zones
-from masking.detect.base import FakeDetector
+from masking.detect.base import FakeDetector, bright_box_script
 from masking.detect.detections import Detections
 from masking.errors import ConfigError, InputError
 from masking.models.registry import COCO80, EvidenceRule, load_registry
@@ -345,3 +345,50 @@ def test_user_registry_maps_new_classes(tmp_path: Path, monkeypatch: pytest.Monk
     )
     res = Auditor(settings_from({"models": ["site-rooms"]}), {"site-rooms": det}).audit_frames(frames(), None, "x")
     assert res.verdict == "violation" and res.category == "toilet" and res.evidence[0].class_name == "urinal"
+
+def test_tile_only_boxes_must_reach_tile_min_score() -> None:
+    """A bed that only a tile sees counts from `tile_min_score`; the whole view keeps `min_score`."""
+
+    def script(_: int, frame: np.ndarray) -> Detections:
+        if frame.shape[:2] == (H, W):  # the whole view sees nothing
+            return Detections.empty(COCO80)
+        h, w = frame.shape[:2]
+        box = np.array([[0.1 * w, 0.5 * h, 0.6 * w, 0.95 * h]], np.float32)
+        return Detections(box, np.array([0.45], np.float32), np.array([COCO80.index("bed")], np.int32), COCO80)
+
+    def run(**overrides: object) -> AuditResult:
+        det = FakeDetector(script, class_names=COCO80, name="yolox-nano")
+        st = settings_from({"models": ["yolox-nano"], "tiles": 2, **overrides})
+        return Auditor(st, {"yolox-nano": det}).audit_frames(frames(), None, "x")
+
+    assert AuditSettings().tile_min_score == 0.5 and AuditSettings().tiles == 2
+    assert run().verdict == "compliant"  # 0.45 on tiles only: not sure enough
+    loose = run(tile_min_score=0.3)
+    assert loose.verdict == "violation" and {e.class_name for e in loose.evidence} == {"bed"}
+    assert run(tiles=1, tile_min_score=0.3).verdict == "compliant"  # no tiles, no bed
+
+
+def test_default_models_are_the_measured_pair() -> None:
+    st = AuditSettings()
+    assert st.models == ["yolox-nano", "yolo11n-int8"] and "scenes" not in st.models  # no trained head needed
+    assert set(evidence_map(st.models)) == set(st.models)
+
+
+def test_tile_halves_of_a_whole_view_object_are_not_two_objects() -> None:
+    """A bed across the tile border: each tile sees a cut half, surer than the whole view. The whole
+    view's box is kept with the best score a view gave; the halves are not two beds (a dormitory)."""
+    img = np.zeros((H, W, 3), np.uint8)
+    img[250:450, 200:450] = 255  # spans the border of the 2x2 tiles (x 0-356 and 284-640)
+    base = bright_box_script(class_names=("bed",))
+
+    def script(i: int, frame: np.ndarray) -> Detections:
+        d = base(i, frame)
+        score = 0.6 if frame.shape[:2] == (H, W) else 0.95
+        return Detections(d.xyxy, np.full(len(d), score, np.float32), d.class_id, d.class_names)
+
+    det = FakeDetector(script, class_names=("bed",), name="fake")
+    emap = {"fake": {"bed": EvidenceRule(category="guest_room", weight=0.9, several="dormitory")}}
+    res = Auditor(settings_from({"models": ["yolox-nano"], "tiles": 2}), {"fake": det}, evidence=emap).audit_frames([AuditFrame(img, 0)], None, "x")
+    [ev] = res.evidence
+    assert ev.xyxy == pytest.approx((200.0, 250.0, 450.0, 450.0)) and ev.score == pytest.approx(0.95)
+    assert res.category == "guest_room" and res.verdict == "violation"

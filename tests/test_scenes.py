@@ -10,12 +10,17 @@ import pytest
 
 from masking.audit import AuditFrame, Auditor, settings_from
 from masking.audit.scenes import (
+    L2_GRID,
     NONE,
+    SLEEPING,
+    WET,
     SceneClassifier,
     SceneFeatures,
     SceneHead,
+    choose_l2,
     cross_validate,
     load_scene_classifier,
+    scene_label,
     stratified_folds,
     train_head,
     with_outputs,
@@ -84,22 +89,47 @@ def test_stratified_folds_and_cv() -> None:
 
 def test_classifier_is_a_whole_view_detector() -> None:
     entry = load_registry().get("scenes")
-    classes = (NONE, "guest_room", "toilet")
+    classes = (NONE, SLEEPING, WET)
     d = 384
-    # a bias-only head: P = softmax([0, 1, 0]) for every frame
-    head = SceneHead(classes, np.zeros(d, np.float32), np.ones(d, np.float32), np.zeros((d, 3), np.float32), np.array([0, 1, 0], np.float32))
+    # a bias-only head: P = softmax([0, 0, 1]) for every frame
+    head = SceneHead(classes, np.zeros(d, np.float32), np.ones(d, np.float32), np.zeros((d, 3), np.float32), np.array([0, 0, 1], np.float32))
     clf = SceneClassifier(entry, head)
     [det] = clf.detect(np.zeros((1, 100, 200, 3), np.uint8))
-    p_none = 1.0 / (2.0 + np.e)
-    assert det.class_names == ("guest_room", "toilet") and det.names.tolist() == ["guest_room"]
-    assert det.xyxy.tolist() == [[0.0, 0.0, 200.0, 100.0]] and det.confidence[0] == pytest.approx(1 - p_none, abs=1e-5)
-    # as evidence: weak alone (review), its proposed mask is the whole view -> re-aim; masking it all -> compliant
+    p_wet = np.e / (2.0 + np.e)
+    assert det.class_names == (SLEEPING, WET) and det.names.tolist() == [SLEEPING, WET]  # one box per class
+    assert det.xyxy.tolist() == [[0.0, 0.0, 200.0, 100.0]] * 2
+    assert det.confidence.tolist() == pytest.approx([1 / (2.0 + np.e), p_wet], abs=1e-5)
+    # as evidence (registry rule): only wet_room counts, weak alone (review from P >= 0.56); its proposed
+    # mask is the whole view -> re-aim; masking it all -> compliant
     a = Auditor(settings_from({"models": ["scenes"]}), {"scenes": clf})
     frame = [AuditFrame(np.zeros((100, 200, 3), np.uint8), 0)]
     res = a.audit_frames(frame, None, "x")
-    assert res.verdict == "review" and res.category == "guest_room" and res.hidden_share == pytest.approx(1.0)
+    assert res.verdict == "review" and res.category == "bathroom" and res.hidden_share == pytest.approx(1.0)
+    assert [e.class_name for e in res.evidence] == [WET]  # sleeping_place has weight 0: beds are the detectors' job
     cam = parse_zones({"cameras": [{"camera_id": "c", "zones": [m.as_zone() for m in res.proposed_masks]}]}).cameras[0]
     assert a.audit_frames(frame, cam, "x").verdict == "compliant"
+    # a sleeping place alone is no evidence: the head is sure of it, the audit is compliant
+    sure = SceneHead(classes, head.mean, head.std, head.weights, np.array([0, 9, 0], np.float32))
+    res = Auditor(settings_from({"models": ["scenes"]}), {"scenes": SceneClassifier(entry, sure, features=clf.features)}).audit_frames(frame, None, "x")
+    assert res.verdict == "compliant" and res.evidence == []
+
+
+def test_scene_labels_pool_categories_into_kinds() -> None:
+    assert scene_label("dormitory", "yes") == SLEEPING and scene_label("changing_room", "yes") == WET
+    assert scene_label("toilet", "no") == NONE and scene_label("shower", "yes", "categories") == "shower"
+    with pytest.raises(ValueError):
+        scene_label("toilet", "yes", "rooms")
+
+
+def test_choose_l2_by_inner_cross_validation() -> None:
+    x, labels = _blobs(seed=3)
+    assert choose_l2(x, labels) == min(L2_GRID)  # well separated: the weakest penalty fits best
+    # features unrelated to the labels: the strongest penalty predicts best (close to the prior)
+    noise = np.random.default_rng(0).normal(size=x.shape)
+    assert choose_l2(noise, labels) == max(L2_GRID)
+    p = cross_validate(x, labels, k=4, l2=None)  # nested: the penalty is chosen inside each fold
+    y = np.array([c != NONE for c in labels])
+    assert ((p >= 0.5) == y).mean() > 0.85
 
 
 def test_missing_head_says_how_to_train(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,9 +157,9 @@ def test_scenes_train_command(tmp_path: Path, dev_dir: Path, dev_manifest: list[
     out = tmp_path / "head.npz"
     assert main(["scenes", "train", str(manifest), "--out", str(out), "--cv", "2"]) == 0
     text = capsys.readouterr().out
-    assert "2-fold stratified cross-validation" in text and str(out) in text
+    assert "2-fold stratified cross-validation" in text and str(out) in text and "l2 " in text
     head = SceneHead.load(out)
-    assert head.classes[0] == NONE and len(head.backbone_sha256) == 64
+    assert head.classes == (NONE, SLEEPING) and len(head.backbone_sha256) == 64  # kinds by default
     clf = SceneClassifier(load_registry().get("scenes"), head)
     p = clf.scores(np.stack([read_image(dev_dir / picked[0]["file"])]))
     assert p.shape == (1, len(head.classes)) and p[0].argmax() != head.classes.index(NONE)  # a training photo

@@ -37,6 +37,37 @@ def tile_grid(width: int, height: int, n: int, overlap: float) -> list[tuple[int
     return [(int(x), int(y), int(x) + tw, int(y) + th) for y in ys for x in xs]
 
 
+def _same_objects(tile: Detections, whole: Detections, iou: float, inside: float = 0.7) -> npt.NDArray[np.bool_]:
+    """(n_tile, n_whole): tile box i shows the object of whole-view box j (same class name, and IoU >=
+    `iou` or tile box mostly, >= `inside` of its area, inside the whole-view box)."""
+    if not len(tile) or not len(whole):
+        return np.zeros((len(tile), len(whole)), bool)
+    a, b = tile.xyxy, whole.xyxy
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    same = tile.names[:, None] == whole.names[None, :]
+    return np.asarray(same & ((inter >= iou * np.maximum(union, 1e-6)) | (inter >= inside * np.maximum(area_a, 1e-6)[:, None])))
+
+
+def _with_tiles(whole: Detections, tiles: list[Detections], iou: float) -> Detections:
+    """Whole-view and tile detections of one model as one set. An object the whole view found keeps
+    the whole view's box (a tile cuts objects at its edges: two halves of one bed are not two beds)
+    and the best score any view gave it; tile boxes of objects the whole view missed are added."""
+    parts = [whole]
+    conf = whole.confidence.copy()
+    for d in tiles:
+        match = _same_objects(d, whole, iou)
+        if match.size:
+            conf = np.maximum(conf, np.where(match, d.confidence[:, None], 0.0).max(axis=0))
+        parts.append(d[~match.any(axis=1)] if match.size else d)
+    parts[0] = Detections(whole.xyxy, conf.astype(np.float32), whole.class_id, whole.class_names)
+    return Detections.merge(parts)
+
+
 def load_evidence_models(models: list[str], threads: int, min_score: float) -> dict[str, Detector]:
     """Detectors for `models` (registry names); scene classifiers for family `scenes`."""
     from masking.audit.scenes import load_scene_classifier
@@ -112,10 +143,11 @@ class Auditor:
             found = det.detect(image[None])[0]
             if tiles and not getattr(det, "whole_view", False):
                 crops = np.stack([image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles])
-                parts = [found]
+                parts = []
                 for (x0, y0, _, _), d in zip(tiles, det.detect(crops)):
+                    d = d[d.confidence >= self.settings.tile_min_score]  # a tile must be surer (see settings)
                     parts.append(Detections(d.xyxy + np.array([x0, y0, x0, y0], np.float32), d.confidence, d.class_id, d.class_names))
-                found = Detections.merge(parts)
+                found = _with_tiles(found, parts, self.settings.same_object_iou)
             out[name] = found
         return out
 

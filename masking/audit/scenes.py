@@ -6,8 +6,13 @@ the CSPDarknet backbone), average-pooled over space into one feature vector per 
 is a multinomial logistic regression (numpy only, at training and at run time): classes are Art. 7
 categories plus `none`. It is stored as an `.npz` in the model cache (`head` in the registry).
 
-As a `Detector`, the classifier reports one whole-view box per frame: class = its most likely
-category, score = 1 - P(none). The audit maps it to evidence through the registry like any model.
+Classes: by default the head learns *kinds* of place (`none`, `sleeping_place`, `wet_room`), not the six
+Art. 7 categories: an operator labels tens of photos, and pooling the wet rooms (bathroom, toilet,
+shower, changing room) gives that class enough examples to learn from (`--classes categories` keeps
+the six). As a `Detector`, the classifier reports one whole-view box per class and frame, scored
+P(class). The audit maps it to evidence through the registry like any model: by default only
+`wet_room` counts (weak, weight 0.45), because sleeping places have COCO objects (beds) that the
+detectors find and that a mask can cover, while wet rooms are the ones COCO cannot see.
 Adding graph outputs edits the ONNX protobuf bytes directly: no `onnx` package at run time.
 """
 
@@ -37,6 +42,30 @@ NONE = "none"
 DEFAULT_FEATURES: tuple[str, ...] = ("841", "886")
 _NORM = Normalise(rgb=False, mean=0.0, scale=1.0)  # YOLOX: BGR, raw 0-255
 HEAD_FORMAT = 1
+SLEEPING = "sleeping_place"
+WET = "wet_room"
+KIND_OF_CATEGORY: dict[str, str] = {
+    "guest_room": SLEEPING,
+    "dormitory": SLEEPING,
+    "bathroom": WET,
+    "toilet": WET,
+    "shower": WET,
+    "changing_room": WET,
+}
+# L2 penalties tried by `choose_l2` (the loss is a weighted mean, so 1.0 is already strong)
+L2_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+
+
+def scene_label(category: str, prohibited: str, classes: str = "kinds") -> str:
+    """The class a head learns for one labelled photo: `none` when not prohibited, else its
+    category (`classes="categories"`) or the kind of place (`"kinds"`: sleeping_place / wet_room)."""
+    if prohibited != "yes":
+        return NONE
+    if classes == "categories":
+        return category
+    if classes != "kinds":
+        raise ValueError(f"classes must be 'kinds' or 'categories', got {classes!r}")
+    return KIND_OF_CATEGORY[category]
 
 
 # --------------------------------------------------------------------------- protobuf editing
@@ -245,16 +274,50 @@ def stratified_folds(labels: Sequence[str], k: int, seed: int = 0) -> list[npt.N
     return [np.array(sorted(f), np.int64) for f in folds if f]
 
 
+def _binary_log_loss(head: SceneHead, x: npt.NDArray[np.floating], labels: Sequence[str]) -> float:
+    """Log-loss of `none` against everything else, `none` and the rest each weighing half."""
+    p_none = np.clip(head.proba(x)[:, head.classes.index(NONE)].astype(np.float64), 1e-6, 1 - 1e-6)
+    is_none = np.array([c == NONE for c in labels])
+    w = np.where(is_none, 0.5 / max(int(is_none.sum()), 1), 0.5 / max(int((~is_none).sum()), 1))
+    return float(-(w * np.log(np.where(is_none, p_none, 1.0 - p_none))).sum())
+
+
+def choose_l2(
+    features: npt.NDArray[np.floating], labels: Sequence[str], grid: Sequence[float] = L2_GRID, k: int = 4, seed: int = 0
+) -> float:
+    """The L2 penalty from `grid` with the lowest `k`-fold cross-validated log-loss of none vs the
+    rest (ties: the stronger penalty). Only `features`/`labels` are seen: call it on a training
+    fold to keep an outer evaluation honest (nested cross-validation)."""
+    x = np.asarray(features)
+    lab = list(labels)
+    folds = stratified_folds(lab, min(k, len(lab)), seed)
+    best: tuple[float, float] | None = None
+    for l2 in sorted(grid, reverse=True):
+        loss = 0.0
+        for test in folds:
+            train = np.setdiff1d(np.arange(len(lab)), test)
+            train_lab = [lab[i] for i in train]
+            if NONE not in train_lab or len(set(train_lab)) < 2:
+                continue
+            loss += _binary_log_loss(train_head(x[train], train_lab, l2=l2), x[test], [lab[i] for i in test])
+        if best is None or loss < best[0] - 1e-9:
+            best = (loss, l2)
+    return best[1] if best else 1.0
+
+
 def cross_validate(
-    features: npt.NDArray[np.floating], labels: Sequence[str], k: int = 5, seed: int = 0, l2: float = 1.0
+    features: npt.NDArray[np.floating], labels: Sequence[str], k: int = 5, seed: int = 0, l2: float | None = None
 ) -> npt.NDArray[np.float32]:
-    """Out-of-fold P(not none) for every sample: each is scored by a head trained without it."""
+    """Out-of-fold P(not none) for every sample: each is scored by a head trained without it.
+    `l2=None` chooses the penalty inside each training fold (`choose_l2`: nested CV)."""
     x = np.asarray(features)
     lab = list(labels)
     out = np.zeros(len(lab), np.float32)
     for test in stratified_folds(lab, k, seed):
         train = np.setdiff1d(np.arange(len(lab)), test)
-        head = train_head(x[train], [lab[i] for i in train], l2=l2)
+        train_lab = [lab[i] for i in train]
+        pen = choose_l2(x[train], train_lab, seed=seed) if l2 is None else l2
+        head = train_head(x[train], train_lab, l2=pen)
         out[test] = 1.0 - head.proba(x[test])[:, head.classes.index(NONE)]
     return out
 
@@ -287,18 +350,16 @@ class SceneClassifier:
         return self.head.proba(self.features(batch))
 
     def detect(self, batch: Batch) -> list[Detections]:
+        """One whole-view box per class (not `none`) and frame, scored P(class)."""
         frames = as_batch(batch)
         if frames.shape[0] == 0:
             return []
-        p = self.scores(frames)
+        p = self.scores(frames)[:, self._others]
         h, w = frames.shape[1:3]
-        box = np.array([[0.0, 0.0, float(w), float(h)]], np.float32)
-        best = p[:, self._others].argmax(axis=1)
-        score = np.clip(1.0 - p[:, self._none], 0.0, 1.0)
-        return [
-            Detections(box, np.array([score[k]], np.float32), np.array([best[k]], np.int32), self.class_names)
-            for k in range(frames.shape[0])
-        ]
+        c = len(self.class_names)
+        boxes = np.tile(np.array([[0.0, 0.0, float(w), float(h)]], np.float32), (c, 1))
+        ids = np.arange(c, dtype=np.int32)
+        return [Detections(boxes, p[k].astype(np.float32), ids, self.class_names) for k in range(frames.shape[0])]
 
 
 def load_scene_classifier(name: str, threads: int = 2) -> SceneClassifier:

@@ -49,12 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument(
         "--models", nargs="+", metavar="MODEL",
-        help="Evidence models (default yolox-nano yolov8n-int8: best measured pair; add `scenes` once a "
-        "scene classifier is trained, e.g. --models yolox-nano scenes).",
+        help="Evidence models (default yolox-nano yolo11n-int8: the best measured detector pair; add `scenes` "
+        "once a scene classifier is trained: --models yolox-nano yolo11n-int8 scenes, which finds wet rooms "
+        "COCO has no object for).",
     )
     p.add_argument("--sample-fps", type=float, help="Frames per second sampled from clips (default 1: rooms do not move).")
     p.add_argument("--max-frames", type=int, help="At most this many frames per clip (default 60, spread evenly).")
-    p.add_argument("--tiles", type=int, help="Also detect on an n x n tile grid (default 1: off; 2 finds small beds).")
+    p.add_argument(
+        "--tiles", type=int,
+        help="Also detect on an n x n tile grid (default 2: finds small and distant beds; what only a tile "
+        "sees must score 0.5, see AuditSettings.tile_min_score; 1: whole view only, about 3x faster).",
+    )
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads per model (default 2).")
     p.set_defaults(handler=run)
 
