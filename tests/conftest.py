@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = (ROOT.parent / "shared").resolve()  # resolved, like the paths rescans store
 EVAL_DEV = SHARED / "eval" / "dev"
 VIDEOS = SHARED / "eval" / "videos"
 
