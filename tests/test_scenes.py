@@ -23,11 +23,11 @@ from masking.audit.scenes import (
     scene_label,
     stratified_folds,
     train_head,
-    with_outputs,
 )
 from masking.cli import main
 from masking.config.zones import parse_zones
 from masking.detect.onnx import create_session, read_model_bytes
+from masking.detect.onnx_shapes import with_float_outputs
 from masking.errors import ModelError, ModelNotInstalledError
 from masking.models.cache import model_path
 from masking.models.registry import load_registry
@@ -44,11 +44,11 @@ def _blobs(n: int = 40, d: int = 6, seed: int = 0) -> tuple[np.ndarray, list[str
 
 def test_with_outputs_adds_graph_outputs() -> None:
     path = model_path("yolox-nano")
-    data = with_outputs(read_model_bytes("yolox-nano", path), ["841", "886"])
+    data = with_float_outputs(read_model_bytes("yolox-nano", path), ["841", "886"])
     names = [o.name for o in create_session("yolox-nano", data).get_outputs()]
     assert names == ["output", "841", "886"]
     with pytest.raises(ModelError):
-        with_outputs(b"\x0f\x01", ["x"])  # unsupported wire type
+        with_float_outputs(b"\x0f\x01", ["x"])  # unsupported wire type
 
 
 def test_features_are_pooled_backbone_maps() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from masking._atomic import atomic_write
 from masking.annotate import draw_boxes, draw_polygon, draw_zones
 from masking.audit.result import AuditResult
 from masking.config.zones import Camera
@@ -162,12 +162,4 @@ def render_html(
 
 def write_report(path: Path, results: Sequence[AuditResult], cameras: Mapping[str, Camera | None]) -> None:
     """Write the page atomically (temp file, then rename)."""
-    text = render_html(results, cameras)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write report: {exc.strerror or exc}") from exc
+    atomic_write(path, render_html(results, cameras), "report")

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from masking.detect.base import Batch, as_batch
 from masking.detect.detections import Detections
 from masking.detect.onnx import OnnxModel, SessionOptions, create_session, read_model_bytes
+from masking.detect.onnx_shapes import with_float_outputs
 from masking.detect.preprocess import Normalise, prepare
 from masking.errors import ModelError, ModelNotInstalledError
 from masking.models.cache import model_dir, verified_model_path
@@ -68,82 +69,13 @@ def scene_label(category: str, prohibited: str, classes: str = "kinds") -> str:
     return KIND_OF_CATEGORY[category]
 
 
-# --------------------------------------------------------------------------- protobuf editing
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        if pos >= len(buf):
-            raise ModelError("truncated ONNX protobuf (varint runs past the end)")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _field(num: int, payload: bytes) -> bytes:
-    return _varint((num << 3) | 2) + _varint(len(payload)) + payload
-
-
-def _float_output(name: str) -> bytes:
-    """A ValueInfoProto: name + TypeProto{tensor_type{elem_type: FLOAT}} (shape left open)."""
-    tensor = _varint((1 << 3) | 0) + _varint(1)
-    return _field(1, name.encode()) + _field(2, _field(1, tensor))
-
-
-def with_outputs(model: bytes, names: Sequence[str]) -> bytes:
-    """The ONNX `model` bytes with `names` appended to its graph outputs (ModelProto.graph = 7,
-    GraphProto.output = 12; repeated fields may be appended anywhere in protobuf)."""
-    out = bytearray()
-    pos = 0
-    found = False
-    while pos < len(model):
-        key, p = _read_varint(model, pos)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            _, end = _read_varint(model, p)
-        elif wire == 1:
-            end = p + 8
-        elif wire == 5:
-            end = p + 4
-        elif wire == 2:
-            length, p2 = _read_varint(model, p)
-            end = p2 + length
-            if num == 7:
-                graph = model[p2:end] + b"".join(_field(12, _float_output(n)) for n in names)
-                out += _field(7, graph)
-                pos = end
-                found = True
-                continue
-        else:
-            raise ModelError(f"unsupported protobuf wire type {wire} in ONNX file")
-        out += model[pos:end]
-        pos = end
-    if not found:
-        raise ModelError("ONNX file holds no graph")
-    return bytes(out)
-
-
 # --------------------------------------------------------------------------- features
 class SceneFeatures:
     """Pooled backbone features of frames: (N, D) float32."""
 
     def __init__(self, entry: ModelEntry, feature_names: Sequence[str] = DEFAULT_FEATURES, threads: int = 2) -> None:
         path = verified_model_path(entry.name)
-        data = with_outputs(read_model_bytes(entry.name, path), list(feature_names))
+        data = with_float_outputs(read_model_bytes(entry.name, path), list(feature_names))
         session = create_session(entry.name, data, SessionOptions(intra_threads=threads))
         known = {o.name for o in session.get_outputs()}
         missing = [n for n in feature_names if n not in known]

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from masking.errors import InputError, OutputError
-
-if TYPE_CHECKING:
-    from masking.audit import AuditSettings
+from masking._atomic import atomic_write
+from masking.cli._audit_options import add_audit_settings_options, audit_settings_from_args
+from masking.errors import InputError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".ts", ".webm", ".m4v"})
 
@@ -43,23 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--camera", help="Camera id in the zones file (needed when it holds several cameras).")
     p.add_argument("--json", type=Path, metavar="OUT", help="Write the full results (schema_version 1) here.")
     p.add_argument("--report", type=Path, metavar="OUT.html", help="Write a self-contained HTML report here.")
-    p.add_argument(
-        "--settings", type=Path, metavar="FILE",
-        help="YAML with AuditSettings fields (thresholds, models, sampling...); flags below override it.",
-    )
-    p.add_argument(
-        "--models", nargs="+", metavar="MODEL",
-        help="Evidence models (default yolox-nano yolo11n-int8: the best measured detector pair; add `scenes` "
-        "once a scene classifier is trained: --models yolox-nano yolo11n-int8 scenes, which finds wet rooms "
-        "COCO has no object for).",
-    )
-    p.add_argument("--sample-fps", type=float, help="Frames per second sampled from clips (default 1: rooms do not move).")
-    p.add_argument("--max-frames", type=int, help="At most this many frames per clip (default 60, spread evenly).")
-    p.add_argument(
-        "--tiles", type=int,
-        help="Also detect on an n x n tile grid (default 2: finds small and distant beds; what only a tile "
-        "sees must score 0.5, see AuditSettings.tile_min_score; 1: whole view only, about 3x faster).",
-    )
+    add_audit_settings_options(p)
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads per model (default 2).")
     p.set_defaults(handler=run)
 
@@ -84,36 +65,6 @@ def _expand(inputs: list[Path]) -> list[Path]:
     return out
 
 
-def _settings(args: argparse.Namespace) -> AuditSettings:
-    from masking.audit import settings_from
-    from masking.config.yamlio import load_yaml
-    from masking.errors import ConfigError
-
-    base: dict[str, Any] = {}
-    if args.settings:
-        raw = load_yaml(args.settings)
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{args.settings}: expected a mapping of AuditSettings fields")
-        base = dict(raw)
-    for key, value in (
-        ("models", args.models), ("sample_fps", args.sample_fps), ("max_frames", args.max_frames), ("tiles", args.tiles),
-    ):
-        if value is not None:
-            base[key] = value
-    return settings_from(base)
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write JSON: {exc.strerror or exc}") from exc
-
-
 def run(args: argparse.Namespace) -> int:
     """Audit every input; 0 all compliant, 1 any violation/review."""
     from masking.audit import Auditor, results_document
@@ -121,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from masking.cli import EXIT_FINDINGS, EXIT_OK, show_progress
     from masking.config.zones import load_zones
 
-    settings = _settings(args)
+    settings = audit_settings_from_args(args)
     camera = None
     if args.zones:
         camera = load_zones(args.zones).camera(args.camera, source=str(args.zones))
@@ -150,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if args.json:
-        _write_json(args.json, results_document(results, settings.model_dump(), str(args.zones) if args.zones else None))
+        atomic_write(
+            args.json,
+            json.dumps(results_document(results, settings.model_dump(), str(args.zones) if args.zones else None), indent=2, ensure_ascii=False) + "\n",
+            "JSON",
+        )
     if args.report:
         write_report(args.report, results, {r.input: camera for r in results})
     return EXIT_OK if all(r.verdict == "compliant" for r in results) else EXIT_FINDINGS

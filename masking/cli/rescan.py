@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from masking.cli._audit_options import add_audit_settings_options, audit_settings_from_args
 from masking.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,37 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "for long recordings, so a failure or an interruption redoes minutes, not hours).")
     p.add_argument("--max-items", type=int, metavar="N",
                    help="Dispatch at most N items in this run (a trial or staged run); rerun to continue.")
-    p.add_argument("--models", nargs="+", metavar="MODEL",
-                   help="Evidence models (default: those of `masking audit`).")
-    p.add_argument("--sample-fps", type=float, metavar="FPS",
-                   help="Frames per second sampled from clips and streams (default: as `masking audit`, 1).")
-    p.add_argument("--max-frames", type=int, metavar="N",
-                   help="At most N frames sampled per clip or stream sample (default: as `masking audit`).")
-    p.add_argument("--tiles", type=int, metavar="N",
-                   help="Also detect on an N x N tile grid (default: as `masking audit`).")
-    p.add_argument("--settings", metavar="FILE", type=Path,
-                   help="YAML file of audit settings (AuditSettings fields); the options above override it.")
+    add_audit_settings_options(p)
     p.add_argument("--stream-seconds", type=float, default=10.0, metavar="S",
                    help="Seconds sampled from each stream URL of a folder fleet (manifests set their own; "
                    "default 10: past a passer-by, cheap for thousands of cameras).")
     p.set_defaults(handler=run)
-
-
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from masking.audit import settings_from
-    from masking.config.yamlio import load_yaml
-
-    overrides: dict[str, Any] = {}
-    if args.settings is not None:
-        raw = load_yaml(args.settings)
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{args.settings}: expected a mapping of audit settings")
-        overrides.update(raw)
-    for key in ("models", "sample_fps", "max_frames", "tiles"):
-        value = getattr(args, key)
-        if value is not None:
-            overrides[key] = value
-    return settings_from(overrides).model_dump(mode="json")
 
 
 def _progress_printer(show_bar: bool) -> tuple[Callable[[Any], None], Callable[[], None]]:
@@ -137,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--segment-seconds must be >= 5, got {args.segment_seconds}")
     if args.scheduler and "://" not in args.scheduler:
         raise ConfigError(f"--scheduler {args.scheduler!r}: expected an address like tcp://HOST:PORT")
-    settings = _settings(args)
+    settings = audit_settings_from_args(args).model_dump(mode="json")
     fleet = load_fleet(args.fleet, stream_seconds=args.stream_seconds)
     store_path = args.store or ((args.out / "rescan.sqlite") if args.out else Path("rescan.sqlite"))
     options = RescanOptions(settings=settings, workers=args.workers, scheduler=args.scheduler,

@@ -1,4 +1,4 @@
-"""Make declared ONNX input/output dims symbolic, editing the protobuf directly.
+"""Small edits of ONNX files in the protobuf wire format: symbolic dims, extra graph outputs.
 
 A few published files (CenterFace) declare fixed input/output shapes although the network is
 fully convolutional. ONNX Runtime enforces declared shapes, so the declared dims are rewritten
@@ -117,4 +117,29 @@ def make_dims_symbolic(model: bytes, tensor_names: Sequence[str], free_axes: tup
     missing = sorted(wanted - found)
     if missing:
         raise ModelError(f"ONNX graph has no input/output named {missing}")
+    return patched
+
+
+def _float_value_info(name: str) -> bytes:
+    """A ValueInfoProto: name + TypeProto{tensor_type{elem_type: FLOAT}} (shape left open)."""
+    tensor = _enc_varint((1 << 3) | 0) + _enc_varint(1)
+    return _ld(1, name.encode()) + _ld(2, _ld(1, tensor))
+
+
+def with_float_outputs(model: bytes, names: Sequence[str]) -> bytes:
+    """The ONNX `model` with the intermediate tensors `names` added as float graph outputs
+    (ModelProto.graph = 7, GraphProto.output = 12; repeated fields may be appended anywhere)."""
+    found = False
+
+    def graph(payload: bytes) -> bytes:
+        nonlocal found
+        found = True
+        return payload + b"".join(_ld(12, _float_value_info(n)) for n in names)
+
+    try:
+        patched = _rewrite(model, 7, graph)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"not a valid ONNX protobuf: {exc}") from exc
+    if not found:
+        raise ModelError("ONNX file holds no graph")
     return patched

@@ -11,14 +11,13 @@ import csv
 import html
 import io
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from masking.errors import OutputError
+from masking._atomic import atomic_write
 from masking.rescan.runner import RESULTS_SCHEMA_VERSION, RescanResult
 
 CSV_FIELDS = (
@@ -53,17 +52,6 @@ def results_document(res: RescanResult, store_path: str | None = None) -> dict[s
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-
-
 def csv_text(res: RescanResult) -> str:
     """`results.csv`: one row per camera; evidence, masks and items as JSON cells."""
     buf = io.StringIO()
@@ -90,9 +78,9 @@ def write_outputs(res: RescanResult, out_dir: str | Path, store_path: str | None
     out = Path(out_dir)
     doc = results_document(res, store_path)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "html": out / "report.html"}
-    _atomic_write(paths["json"], (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode())
-    _atomic_write(paths["csv"], csv_text(res).encode())
-    _atomic_write(paths["html"], render_html(doc, res.thumbnails).encode())
+    atomic_write(paths["json"], (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode())
+    atomic_write(paths["csv"], csv_text(res).encode())
+    atomic_write(paths["html"], render_html(doc, res.thumbnails).encode())
     return paths
 
 

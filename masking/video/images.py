@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from masking._atomic import atomic_write
 from masking.errors import InputError, OutputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
@@ -41,14 +41,7 @@ def write_image(path: str | Path, image: npt.NDArray[np.uint8]) -> None:
     ok, buf = cv2.imencode(suffix, image)
     if not ok:
         raise OutputError(f"{p}: cannot encode image")
-    tmp = p.with_name(f".{p.stem}.partial{p.suffix}")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        buf.tofile(tmp)
-        os.replace(tmp, p)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{p}: cannot write image: {exc.strerror or exc}") from exc
+    atomic_write(p, buf.tobytes(), "image")
 
 
 def list_images(folder: str | Path) -> list[Path]:

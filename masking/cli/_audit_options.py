@@ -1,0 +1,55 @@
+"""Audit-settings options shared by `masking audit` and `masking rescan` (one definition)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from masking.errors import ConfigError
+
+_FIELDS = ("models", "sample_fps", "max_frames", "tiles")
+
+
+def add_audit_settings_options(p: argparse.ArgumentParser) -> None:
+    """Add --settings, --models, --sample-fps, --max-frames and --tiles."""
+    p.add_argument(
+        "--settings", type=Path, metavar="FILE",
+        help="YAML with AuditSettings fields (thresholds, models, sampling...); the flags below override it.",
+    )
+    p.add_argument(
+        "--models", nargs="+", metavar="MODEL",
+        help="Evidence models (default yolox-nano yolo11n-int8: the best measured detector pair; add `scenes` "
+        "once a scene classifier is trained: --models yolox-nano yolo11n-int8 scenes, which finds wet rooms "
+        "COCO has no object for).",
+    )
+    p.add_argument(
+        "--sample-fps", type=float, metavar="FPS",
+        help="Frames per second sampled from clips and streams (default 1: rooms do not move).",
+    )
+    p.add_argument(
+        "--max-frames", type=int, metavar="N", help="At most N frames per clip (default 60, spread evenly)."
+    )
+    p.add_argument(
+        "--tiles", type=int, metavar="N",
+        help="Also detect on an N x N tile grid (default 2: finds small and distant beds; what only a tile "
+        "sees must score 0.5, see AuditSettings.tile_min_score; 1: whole view only, about 3x faster).",
+    )
+
+
+def audit_settings_from_args(args: argparse.Namespace) -> Any:
+    """`AuditSettings` from --settings FILE overridden by the flags (validated; ConfigError if bad)."""
+    from masking.audit import settings_from
+    from masking.config.yamlio import load_yaml
+
+    base: dict[str, Any] = {}
+    if args.settings is not None:
+        raw = load_yaml(args.settings)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{args.settings}: expected a mapping of AuditSettings fields")
+        base.update(raw)
+    for key in _FIELDS:
+        value = getattr(args, key)
+        if value is not None:
+            base[key] = value
+    return settings_from(base)
