@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -80,6 +80,47 @@ def downscale(batch: Batch, max_side: int) -> tuple[Batch, float, float]:
     for k in range(batch.shape[0]):
         cv2.resize(batch[k], (sw, sh), dst=out[k], interpolation=cv2.INTER_AREA)
     return out, w / sw, h / sh
+
+
+# BT.601 limited range (FFmpeg's default for SD/HD yuv420p -> bgr24), as a 3x4 matrix on (Y, U, V, 1).
+_YUV2BGR = np.array([
+    [255 / 219, 2.01723, 0.0, 0.0],
+    [255 / 219, -0.39176, -0.81297, 0.0],
+    [255 / 219, 0.0, 1.59603, 0.0],
+], np.float32)
+_YUV2BGR[:, 3] = -(_YUV2BGR[:, 0] * 16 + (_YUV2BGR[:, 1] + _YUV2BGR[:, 2]) * 128)
+
+
+def small_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The (width, height) `downscale` shrinks a frame to for a detector of `max_side`."""
+    r = max_side / max(height, width)
+    if r >= 1.0:
+        return width, height
+    return max(round(width * r), 1), max(round(height * r), 1)
+
+
+def yuv420p_to_bgr(buf: npt.NDArray[np.uint8], width: int, height: int, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """A BGR image of `size` (w, h) from a (H*3/2, W) yuv420p buffer, without a full-size BGR frame.
+
+    The luma plane is shrunk with INTER_AREA (as `downscale` shrinks a BGR frame), the chroma planes
+    are resized to the same size (at 720p -> 640x360 they already are), then one BT.601 limited-range
+    matrix (FFmpeg's conversion for yuv420p) turns (Y, U, V) into BGR at the small size.
+    """
+    sw, sh = size
+    flat = buf.reshape(-1)
+    n_y, n_c = width * height, (width // 2) * (height // 2)
+    y = flat[:n_y].reshape(height, width)
+    u = flat[n_y : n_y + n_c].reshape(height // 2, width // 2)
+    v = flat[n_y + n_c : n_y + 2 * n_c].reshape(height // 2, width // 2)
+
+    def fit(plane: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        if plane.shape == (sh, sw):
+            return plane
+        shrink = plane.shape[0] >= sh and plane.shape[1] >= sw
+        return cv2.resize(plane, (sw, sh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+    yuv = cv2.merge([fit(y), fit(u), fit(v)])
+    return cv2.transform(yuv, _YUV2BGR)
 
 
 def centres_inside(xyxy: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -160,12 +201,33 @@ class DynamicMasks:
         """Mask regions per frame of a full-resolution (N, H, W, 3) BGR batch (or one frame)."""
         frames = as_batch(batch)
         n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+        return self._detect(n, width, height, lambda side: downscale(frames, side))
+
+    def detect_yuv420p(self, bufs: npt.NDArray[np.uint8]) -> list[MaskBoxes]:
+        """`detect` on full-resolution yuv420p buffers, (N, H*3/2, W) or one (H*3/2, W).
+
+        Each detector's small BGR input is built straight from the planes (`yuv420p_to_bgr`): no
+        full-size BGR frame is ever made. Boxes are in full-resolution pixels, as from `detect`.
+        """
+        batch = bufs[None] if bufs.ndim == 2 else bufs
+        if batch.dtype != np.uint8 or batch.ndim != 3 or batch.shape[1] % 3:
+            raise DetectorError(f"expected uint8 (N, H*3/2, W) yuv420p buffers, got {batch.dtype} {batch.shape}")
+        n, height, width = batch.shape[0], batch.shape[1] * 2 // 3, batch.shape[2]
+
+        def small(side: int) -> tuple[Batch, float, float]:
+            sw, sh = small_size(width, height, side)
+            out = np.stack([yuv420p_to_bgr(np.ascontiguousarray(b), width, height, (sw, sh)) for b in batch])
+            return out, width / sw, height / sh
+
+        return self._detect(n, width, height, small)
+
+    def _detect(self, n: int, width: int, height: int, shrink: Callable[[int], tuple[Batch, float, float]]) -> list[MaskBoxes]:
         per_frame: list[list[MaskBoxes]] = [[] for _ in range(n)]
         small: dict[int, tuple[Batch, float, float]] = {}
         for plan in self.plans:
             side = plan.spec.max_side
             if side not in small:
-                small[side] = downscale(frames, side)
+                small[side] = shrink(side)
             frames_small, sx, sy = small[side]
             dets = plan.detector.detect(frames_small)
             if len(dets) != n:

@@ -16,7 +16,7 @@ filter needs no colour conversion; chroma masks are the 2x2 max of the luma mask
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -98,13 +98,7 @@ class ZoneMasker:
         if height % 2 or width % 2:
             raise InputError(f"yuv420p masking needs an even frame size, got {width}x{height}")
         plan = self._plan("yuv420p", include_watch, width, height)
-        flat = buf.reshape(-1)
-        n_y, n_c = width * height, (width // 2) * (height // 2)
-        planes = (
-            flat[:n_y].reshape(height, width),
-            flat[n_y : n_y + n_c].reshape(height // 2, width // 2),
-            flat[n_y + n_c : n_y + 2 * n_c].reshape(height // 2, width // 2),
-        )
+        planes = _yuv_planes(buf, width, height)
         for plane, ops in zip(planes, plan.planes, strict=True):
             for op in ops:
                 _apply_op(plane, op)
@@ -152,33 +146,89 @@ class ZoneMasker:
             return frame
         style = style if style is not None else self.box_style
         height, width = frame.shape[:2]
-        rects = _pixel_rects(boxes.xyxy, width, height)
-        keep = (rects[:, 2] > rects[:, 0]) & (rects[:, 3] > rects[:, 1])
-        if not keep.any():
-            return frame
-        xyxy, ellipse, rects = boxes.xyxy[keep].astype(np.float64), boxes.ellipse[keep], rects[keep]
-        _, xs, xe = _box_spans(xyxy, ellipse, rects)
-        heights = rects[:, 3] - rects[:, 1]
-        ends = np.cumsum(heights)
         block, ksize = _style_sizes(style, 1)
         value = _style_value(style, "bgr")
         # One op per box: each costs O(its own area). (A joint mask over all boxes' bounding
         # rectangle costs O(that rectangle), 10-30x slower when faces are spread over the frame.)
-        for k, (x0, y0, x1, y1) in enumerate(rects.tolist()):
-            if ellipse[k]:
-                cols = np.arange(x0, x1)
-                s0, s1 = int(ends[k] - heights[k]), int(ends[k])
-                mask = ((cols[None, :] >= xs[s0:s1, None]) & (cols[None, :] < xe[s0:s1, None])).view(np.uint8)
-                _apply_op(frame, _Op(style, y0, y1, x0, x1, mask, False, value, block, ksize))
-            else:
-                _apply_op(frame, _Op(style, y0, y1, x0, x1, _NO_MASK, True, value, block, ksize))
+        for x0, y0, x1, y1, mask in _box_masks(boxes, width, height):
+            full = mask is None
+            _apply_op(frame, _Op(style, y0, y1, x0, x1, _NO_MASK if full else mask, full, value, block, ksize))
         return frame
+
+    def apply_boxes_yuv420p(self, buf: Image, boxes: MaskBoxes, style: MaskStyle | None = None) -> Image:
+        """`apply_boxes` on a planar YUV 4:2:0 buffer (H*3/2, W), in place.
+
+        The luma plane gets exactly the pixels `apply_boxes` masks on a BGR frame; each chroma plane
+        every sample any of whose 2x2 luma pixels is masked (rectangles rounded outwards), so the
+        decoded colour of every masked pixel is the style's, never the original's.
+        """
+        if buf.dtype != np.uint8 or buf.ndim != 2 or buf.shape[0] % 3 or not buf.flags.c_contiguous:
+            raise InputError(f"expected a contiguous uint8 (H*3/2, W) yuv420p buffer, got {buf.dtype} {buf.shape}")
+        height, width = buf.shape[0] * 2 // 3, buf.shape[1]
+        if height % 2 or width % 2:
+            raise InputError(f"yuv420p masking needs an even frame size, got {width}x{height}")
+        if len(boxes) == 0:
+            return buf
+        style = style if style is not None else self.box_style
+        y_plane, u_plane, v_plane = _yuv_planes(buf, width, height)
+        y_block, y_ksize = _style_sizes(style, 1)
+        c_block, c_ksize = _style_sizes(style, 2)
+        y_val, u_val, v_val = (_style_value(style, p) for p in ("y", "u", "v"))
+        for x0, y0, x1, y1, mask in _box_masks(boxes, width, height):
+            full = mask is None
+            _apply_op(y_plane, _Op(style, y0, y1, x0, x1, _NO_MASK if full else mask, full, y_val, y_block, y_ksize))
+            cx0, cy0, cx1, cy1 = x0 // 2, y0 // 2, (x1 + 1) // 2, (y1 + 1) // 2
+            cmask: npt.NDArray[np.uint8] = _NO_MASK
+            if not full:
+                assert mask is not None
+                padded = np.zeros((2 * (cy1 - cy0), 2 * (cx1 - cx0)), np.uint8)
+                oy, ox = y0 - 2 * cy0, x0 - 2 * cx0
+                padded[oy : oy + (y1 - y0), ox : ox + (x1 - x0)] = mask
+                cmask = np.ascontiguousarray(padded.reshape(cy1 - cy0, 2, cx1 - cx0, 2).max(axis=(1, 3)))
+            for plane, val in ((u_plane, u_val), (v_plane, v_val)):
+                _apply_op(plane, _Op(style, cy0, cy1, cx0, cx1, cmask, full, val, c_block, c_ksize))
+        return buf
 
     @staticmethod
     def apply_full(frames: Image) -> Image:
         """Black out the whole frame or batch, in place (the `full` fail policy)."""
         frames[...] = 0
         return frames
+
+
+def _yuv_planes(buf: Image, width: int, height: int) -> tuple[Image, Image, Image]:
+    """Views of the Y, U and V planes of a contiguous (H*3/2, W) yuv420p buffer."""
+    flat = buf.reshape(-1)
+    n_y, n_c = width * height, (width // 2) * (height // 2)
+    return (
+        flat[:n_y].reshape(height, width),
+        flat[n_y : n_y + n_c].reshape(height // 2, width // 2),
+        flat[n_y + n_c : n_y + 2 * n_c].reshape(height // 2, width // 2),
+    )
+
+
+def _box_masks(
+    boxes: MaskBoxes, width: int, height: int
+) -> Iterator[tuple[int, int, int, int, npt.NDArray[np.uint8] | None]]:
+    """(x0, y0, x1, y1, mask) per non-empty box: its pixel rectangle and, for an ellipse, the 0/1
+    mask inside it (None: the whole rectangle). Rectangles and ellipse spans are computed for all
+    boxes in one vectorised pass."""
+    rects = _pixel_rects(boxes.xyxy, width, height)
+    keep = (rects[:, 2] > rects[:, 0]) & (rects[:, 3] > rects[:, 1])
+    if not keep.any():
+        return
+    xyxy, ellipse, rects = boxes.xyxy[keep].astype(np.float64), boxes.ellipse[keep], rects[keep]
+    _, xs, xe = _box_spans(xyxy, ellipse, rects)
+    heights = rects[:, 3] - rects[:, 1]
+    ends = np.cumsum(heights)
+    for k, (x0, y0, x1, y1) in enumerate(rects.tolist()):
+        if ellipse[k]:
+            cols = np.arange(x0, x1)
+            s0, s1 = int(ends[k] - heights[k]), int(ends[k])
+            mask = ((cols[None, :] >= xs[s0:s1, None]) & (cols[None, :] < xe[s0:s1, None])).view(np.uint8)
+            yield x0, y0, x1, y1, mask
+        else:
+            yield x0, y0, x1, y1, None
 
 
 def _as_batch(frames: Image) -> Image:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+import cv2
 import numpy as np
 
 from masking.config.zones import Camera
@@ -32,6 +33,15 @@ class BoxSource(Protocol):
     """What the stage needs from `masking.detect.dynamic.DynamicMasks`."""
 
     def detect(self, batch: np.ndarray) -> list[MaskBoxes]: ...
+
+
+def _detect_yuv420p(dyn: BoxSource, bufs: np.ndarray) -> list[MaskBoxes]:
+    """Detect on (N, H*3/2, W) yuv420p buffers: the detector's own planar path when it has one
+    (`DynamicMasks.detect_yuv420p` builds its small BGR inputs from the planes), else full-size BGR."""
+    planar = getattr(dyn, "detect_yuv420p", None)
+    if planar is not None:
+        return list(planar(bufs))
+    return dyn.detect(np.stack([cv2.cvtColor(b, cv2.COLOR_YUV2BGR_I420) for b in bufs]))
 
 
 DetectorFactory = Callable[[Camera], BoxSource]
@@ -77,6 +87,7 @@ class Request:
     deadline: float
     board: ResultBoard
     stats: CameraStats
+    layout: str = "bgr24"  # "bgr24" (H, W, 3) or "yuv420p" (H*3/2, W) planes
 
 
 class DetectionGroup:
@@ -148,9 +159,9 @@ class DetectionGroup:
                         r.board.skip(r.index)  # already released by the masker; don't waste the detector on it
                     else:
                         fresh.append(r)
-                by_shape: dict[tuple[int, ...], list[Request]] = {}
+                by_shape: dict[tuple[object, ...], list[Request]] = {}
                 for r in fresh:
-                    by_shape.setdefault(r.image.shape, []).append(r)
+                    by_shape.setdefault((r.layout, *r.image.shape), []).append(r)
                 for group in by_shape.values():
                     self._detect(group)
             except Exception:  # noqa: BLE001 - the thread must survive: unanswered frames fail closed
@@ -163,7 +174,7 @@ class DetectionGroup:
         batch = reqs[0].image[None] if len(reqs) == 1 else np.stack([r.image for r in reqs])
         t0 = time.monotonic()
         try:
-            boxes = self._dyn.detect(batch)
+            boxes = _detect_yuv420p(self._dyn, batch) if reqs[0].layout == "yuv420p" else self._dyn.detect(batch)
             if len(boxes) != len(reqs):
                 raise RuntimeError(f"detector returned {len(boxes)} results for {len(reqs)} frames")
         except Exception as exc:  # noqa: BLE001 - a failing detector fails closed (policy), whatever it raised

@@ -136,8 +136,9 @@ class _CameraRun:
             except MaskingError as exc:
                 self._fail(str(exc))
                 return
-            planar = (self.group is None and info.planar_ok and "yuv420p" in getattr(src, "layouts", ())
-                      and "yuv420p" in self.job.sink_layouts)
+            # yuv420p planes end to end when source and sink both take them (detecting cameras too:
+            # the detector builds its small BGR input from the planes), else bgr24.
+            planar = info.planar_ok and "yuv420p" in getattr(src, "layouts", ()) and "yuv420p" in self.job.sink_layouts
             info = replace(info, layout="yuv420p" if planar else "bgr24")
             self.info = info
             self.info_ready.set()
@@ -155,7 +156,7 @@ class _CameraRun:
                     if board is not None:
                         board.skip(index)
                 elif board is not None and self.group is not None:
-                    req = Request(self.job.name, index, image, time.monotonic() + max_latency, board, self.stats)
+                    req = Request(self.job.name, index, image, time.monotonic() + max_latency, board, self.stats, info.layout)
                     board.submitted(index)
                     if self.group.submit(req, live):
                         sf.deadline = req.deadline

@@ -41,6 +41,7 @@ class Masker(Protocol):
     def apply_all_zones(self, frames: Image) -> Image: ...
     def apply_yuv420p(self, buf: Image, include_watch: bool = False) -> Image: ...
     def apply_boxes(self, frame: Image, boxes: MaskBoxes, style: MaskStyle | None = None) -> Image: ...
+    def apply_boxes_yuv420p(self, buf: Image, boxes: MaskBoxes, style: MaskStyle | None = None) -> Image: ...
     @staticmethod
     def apply_full(frames: Image) -> Image: ...
 
@@ -230,8 +231,6 @@ class MaskStage:
 
     def __init__(self, masker: Masker, policy: MaskPolicy, board: ResultBoard | None, width: int, height: int,
                  layout: str = "bgr24") -> None:
-        if layout == "yuv420p" and board is not None:
-            raise ValueError("detection needs bgr24 frames")
         self.masker = masker
         self.policy = policy
         self.board = board  # None: no detection configured (static zones only)
@@ -272,6 +271,9 @@ class MaskStage:
         return frame, decision
 
     def _draw(self, img: Image, d: Decision) -> None:
+        if self.layout == "yuv420p":
+            self._draw_yuv420p(img, d)
+            return
         batch = img[None]
         if d.masked_by is MaskedBy.policy_full:
             self.masker.apply_full(batch)
@@ -282,3 +284,13 @@ class MaskStage:
             self.masker.apply(batch)
         if d.boxes is not None and len(d.boxes):
             self.masker.apply_boxes(img, d.boxes)  # boxes overlap (held + next + previous): all stay masked
+
+    def _draw_yuv420p(self, img: Image, d: Decision) -> None:
+        """`_draw` on yuv420p planes: the same rules, no colour conversion."""
+        if d.masked_by is MaskedBy.policy_full:
+            img[: self.height] = 16  # limited-range black, as `_black`
+            img[self.height :] = 128
+            return
+        self.masker.apply_yuv420p(img, include_watch=d.masked_by is MaskedBy.policy_zones)
+        if d.boxes is not None and len(d.boxes):
+            self.masker.apply_boxes_yuv420p(img, d.boxes)
