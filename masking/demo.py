@@ -1,7 +1,7 @@
 """`masking demo`: a self-contained run on a synthetic clip, as a list of steps easy to extend.
 
 Each step takes the shared `DemoContext` (paths and loaded objects) and returns the outputs it
-wrote with one line describing each. Later steps (detection, audit) append to `DEMO_STEPS`.
+wrote with one line describing each. Steps are listed in `DEMO_STEPS`.
 """
 
 from __future__ import annotations
@@ -146,11 +146,29 @@ def step_draw_zones(ctx: DemoContext) -> None:
     ctx.add("zones preview", out)
 
 
+def step_audit(ctx: DemoContext) -> None:
+    """Audit the snapshot against its zones with the default detectors (needs the models installed)."""
+    import json
+
+    from masking._atomic import atomic_write
+    from masking.audit import Auditor, AuditSettings, results_document
+    from masking.audit.report import write_report
+
+    settings = AuditSettings()
+    result = Auditor(settings).audit_path(ctx.snapshot, ctx.camera())
+    doc = results_document([result], settings.model_dump(), str(ctx.zones))
+    atomic_write(ctx.out / "audit.json", json.dumps(doc, indent=2) + "\n", "JSON")
+    write_report(ctx.out / "audit.html", [result], {result.input: ctx.camera()})
+    ctx.add(f"audit ({result.verdict}) JSON", ctx.out / "audit.json")
+    ctx.add("audit report", ctx.out / "audit.html")
+
+
 DemoStep = Callable[[DemoContext], None]
 DEMO_STEPS: list[tuple[str, DemoStep]] = [
     ("synthesize", step_synthesize),
     ("filter", step_filter),
     ("zones draw", step_draw_zones),
+    ("audit", step_audit),
 ]
 
 
