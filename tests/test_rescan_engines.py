@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rescan_helpers import PHOTOS, ROOT, item_rows, write_fleet
 
 from masking.cli import main
-from test_rescan import PHOTOS, ROOT, item_rows, write_fleet
 
 
 def _comparable(doc: dict[str, Any]) -> list[dict[str, Any]]:
