@@ -31,7 +31,7 @@ $(VENV)/.installed-export: $(VENV)/.installed
 	@# ultralytics pulls the GUI build of OpenCV (needs libGL); both wheels ship `cv2`, so put the
 	@# headless build back on top of it.
 	$(BIN)/python -m pip uninstall -y -q opencv-python
-	$(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+	$(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps --no-warn-conflicts \
 		"opencv-python-headless==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opencv-python-headless"))')"
 	$(BIN)/python -c "import cv2, onnxruntime, av, shapely"
 	touch $@
