@@ -301,3 +301,58 @@ def test_apply_boxes_covers_every_box_and_nothing_beyond(
     if isinstance(style, FillStyle):
         painted = np.all(frame == style.bgr, axis=2)
         assert painted[must].all(), "a pixel whose centre is inside a box/ellipse is not masked"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-20, 150), st.floats(-20, 110), st.floats(0.2, 60), st.floats(0.2, 60), st.booleans()),
+             min_size=1, max_size=6),
+    st.sampled_from(STYLES),
+)
+def test_apply_boxes_yuv420p_covers_every_box_and_nothing_beyond(
+    specs: list[tuple[float, float, float, float, bool]], style: object
+) -> None:
+    """On yuv420p planes: luma changes exactly where `apply_boxes` may change a BGR frame, chroma only
+    on samples one of whose 2x2 luma pixels may change; with a fill, every pixel whose centre is
+    inside a box/ellipse decodes to the fill colour (chroma rounded outwards: never the original's)."""
+    width, height = 132, 98
+    xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h, _ in specs], np.float32)
+    ellipse = np.array([e for *_, e in specs])
+    bgr = np.random.default_rng(6).integers(1, 255, (height, width, 3), dtype=np.uint8)
+    buf = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    before = buf.copy()
+    boxes = MaskBoxes(xyxy, ellipse)
+    assert ZoneMasker(_camera()).apply_boxes_yuv420p(buf, boxes, style=style) is buf  # type: ignore[arg-type]
+    ref = bgr.copy()
+    ZoneMasker(_camera()).apply_boxes(ref, boxes, style=FillStyle(color=(1, 2, 3)))  # where BGR masking writes
+    written = np.all(ref == (3, 2, 1), axis=2) | np.any(ref != bgr, axis=2)
+    chroma_may = written.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3))
+    y, y0 = buf[:height], before[:height]
+    assert not (y != y0)[~written].any(), "a luma pixel outside every box changed"
+    n_c = (height // 2) * (width // 2)
+    for k in range(2):
+        c = buf[height:].reshape(-1)[k * n_c : (k + 1) * n_c].reshape(height // 2, width // 2)
+        c0 = before[height:].reshape(-1)[k * n_c : (k + 1) * n_c].reshape(height // 2, width // 2)
+        assert not (c != c0)[~chroma_may].any(), "a chroma sample outside every box changed"
+    if isinstance(style, FillStyle):
+        yy, xx = np.mgrid[0:height, 0:width] + 0.5
+        must = np.zeros((height, width), bool)
+        for (x1, y1, x2, y2), ell in zip(xyxy.astype(np.float64), ellipse, strict=True):
+            if ell:
+                cx, cy, a, b = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+                must |= ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 < 1.0
+            else:
+                must |= (xx > x1) & (xx < x2) & (yy > y1) & (yy < y2)
+        back = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420).astype(int)
+        assert np.abs(back[must] - style.bgr).max(initial=0) <= 4, "a pixel inside a box does not decode to the fill"
+
+
+def test_apply_boxes_yuv420p_rejects_bad_buffers() -> None:
+    masker = ZoneMasker(_camera())
+    boxes = MaskBoxes(np.array([[1, 1, 5, 5]], np.float32), np.array([False]))
+    with pytest.raises(InputError):
+        masker.apply_boxes_yuv420p(np.zeros((10, 10, 3), np.uint8), boxes)
+    with pytest.raises(InputError):
+        masker.apply_boxes_yuv420p(np.zeros((3 * 33 // 2, 65), np.uint8), boxes)
+    empty = np.full((15, 10), 7, np.uint8)
+    np.testing.assert_array_equal(masker.apply_boxes_yuv420p(empty, MaskBoxes.empty()), np.full((15, 10), 7))

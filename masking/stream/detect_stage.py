@@ -35,12 +35,12 @@ class BoxSource(Protocol):
     def detect(self, batch: np.ndarray) -> list[MaskBoxes]: ...
 
 
-def _detect_yuv420p(dyn: BoxSource, bufs: np.ndarray) -> list[MaskBoxes]:
+def _detect_yuv420p(dyn: BoxSource, bufs: np.ndarray, colour: tuple[int, int] | None) -> list[MaskBoxes]:
     """Detect on (N, H*3/2, W) yuv420p buffers: the detector's own planar path when it has one
-    (`DynamicMasks.detect_yuv420p` builds its small BGR inputs from the planes), else full-size BGR."""
+    (`DynamicMasks.detect_yuv420p`: FFmpeg's conversion, as for bgr24 frames), else full-size BGR."""
     planar = getattr(dyn, "detect_yuv420p", None)
     if planar is not None:
-        return list(planar(bufs))
+        return list(planar(bufs, colour))
     return dyn.detect(np.stack([cv2.cvtColor(b, cv2.COLOR_YUV2BGR_I420) for b in bufs]))
 
 
@@ -88,6 +88,7 @@ class Request:
     board: ResultBoard
     stats: CameraStats
     layout: str = "bgr24"  # "bgr24" (H, W, 3) or "yuv420p" (H*3/2, W) planes
+    colour: tuple[int, int] | None = None  # yuv420p: the source's FFmpeg (colorspace, color_range)
 
 
 class DetectionGroup:
@@ -161,7 +162,7 @@ class DetectionGroup:
                         fresh.append(r)
                 by_shape: dict[tuple[object, ...], list[Request]] = {}
                 for r in fresh:
-                    by_shape.setdefault((r.layout, *r.image.shape), []).append(r)
+                    by_shape.setdefault((r.layout, r.colour, *r.image.shape), []).append(r)
                 for group in by_shape.values():
                     self._detect(group)
             except Exception:  # noqa: BLE001 - the thread must survive: unanswered frames fail closed
@@ -174,7 +175,10 @@ class DetectionGroup:
         batch = reqs[0].image[None] if len(reqs) == 1 else np.stack([r.image for r in reqs])
         t0 = time.monotonic()
         try:
-            boxes = _detect_yuv420p(self._dyn, batch) if reqs[0].layout == "yuv420p" else self._dyn.detect(batch)
+            if reqs[0].layout == "yuv420p":
+                boxes = _detect_yuv420p(self._dyn, batch, reqs[0].colour)
+            else:
+                boxes = self._dyn.detect(batch)
             if len(boxes) != len(reqs):
                 raise RuntimeError(f"detector returned {len(boxes)} results for {len(reqs)} frames")
         except Exception as exc:  # noqa: BLE001 - a failing detector fails closed (policy), whatever it raised

@@ -11,6 +11,10 @@ cores. Files, folders and pipes get back-pressure; live streams drop the oldest 
 (counted). The masker waits for a key frame's detection only until its deadline, then releases it
 by the rules in `masking.stream.masker` (held detections or the fail policy). Per-camera counters
 are logged every `stats_interval_s` and at exit; see `masking.stream.stats` for the invariant.
+
+Frames travel as yuv420p planes when the source and the sink both take them (H.264 files and
+streams: no full-size colour conversion anywhere; the detector builds its small BGR input from the
+planes, bit for bit what it got from bgr24 frames), else as BGR (raw and JPEG sinks, raw input).
 """
 
 from __future__ import annotations
@@ -156,7 +160,8 @@ class _CameraRun:
                     if board is not None:
                         board.skip(index)
                 elif board is not None and self.group is not None:
-                    req = Request(self.job.name, index, image, time.monotonic() + max_latency, board, self.stats, info.layout)
+                    req = Request(self.job.name, index, image, time.monotonic() + max_latency, board, self.stats,
+                                  info.layout, info.colour)
                     board.submitted(index)
                     if self.group.submit(req, live):
                         sf.deadline = req.deadline

@@ -43,7 +43,8 @@ class SourceFrame:
 
     Attributes:
         index: 0-based count of frames this camera's source delivered (corrupt ones included).
-        image: BGR uint8 (H, W, 3) as decoded; anything else is treated as corrupt.
+        image: uint8 as decoded, in the camera's layout: BGR (H, W, 3) or yuv420p planes
+            (H*3/2, W); anything else is treated as corrupt.
         pts: presentation timestamp in `time_base` units, as in the source (never wall clock).
         time_base: seconds per pts unit.
         arrival: `time.monotonic()` when the frame entered the engine (latency accounting only).

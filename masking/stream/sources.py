@@ -31,8 +31,12 @@ LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://
 class SourceInfo:
     """What sinks need to know about a source before the first frame.
 
+    `colour` is what FFmpeg's bgr24 conversion of the decoded frames goes by (BT.709 vs BT.601
+    matrix, range); the detector's input made from yuv420p planes uses it to match that conversion.
     `layout` is the array layout frames travel in: "bgr24" (H, W, 3), or "yuv420p" (H*3/2, W)
-    planes, which the engine picks for cameras without detection (no colour conversion at all).
+    planes, which the engine picks whenever source and sink both take them (even size): masks are
+    drawn on the planes and the encoder takes them as they are; detectors get their small BGR input
+    built from the planes by FFmpeg's own conversion (`masking.detect.dynamic.yuv420p_to_bgr`).
     """
 
     width: int
@@ -41,6 +45,7 @@ class SourceInfo:
     time_base: Fraction
     pix_fmt: str | None = None
     layout: str = "bgr24"
+    colour: tuple[int, int] | None = None  # the decoder's FFmpeg (colorspace, color_range) codes
 
     @property
     def planar_ok(self) -> bool:
@@ -66,7 +71,8 @@ class Source(Protocol):
 def _info_from_reader(reader: VideoReader) -> SourceInfo:
     info: StreamInfo = reader.info
     fps = Fraction(info.fps) if info.fps else Fraction(25)
-    return SourceInfo(int(info.width), int(info.height), fps, Fraction(info.time_base), info.pix_fmt)
+    return SourceInfo(int(info.width), int(info.height), fps, Fraction(info.time_base), info.pix_fmt,
+                      colour=reader.colour)
 
 
 class _PtsFixer:

@@ -105,6 +105,16 @@ class VideoReader:
         self.frames_read = 0
         self.other_streams = len(self._container.streams) - 1  # audio, subtitles, data: not read
 
+    @property
+    def colour(self) -> tuple[int, int] | None:
+        """The stream's FFmpeg (colorspace, color_range) codes, which its bgr24 conversion follows
+        (BT.709 vs BT.601, limited vs full range); None when the decoder does not report them."""
+        ctx = self._stream.codec_context
+        try:
+            return int(ctx.colorspace), int(ctx.color_range)
+        except (AttributeError, TypeError, ValueError):
+            return None
+
     def __enter__(self) -> VideoReader:
         return self
 
