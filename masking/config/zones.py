@@ -13,10 +13,18 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
+from masking.config.validation import repeated
 from masking.config.yamlio import load_yaml
 from masking.errors import ConfigError
 
@@ -234,8 +242,7 @@ class ZonesFile(_Strict):
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> ZonesFile:
-        ids = [c.camera_id for c in self.cameras]
-        dups = sorted({i for i in ids if ids.count(i) > 1})
+        dups = repeated(c.camera_id for c in self.cameras)
         if dups:
             raise ValueError(f"camera ids must be unique; repeated: {dups}")
         return self

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from masking.config.validation import repeated
 from masking.config.yamlio import load_yaml
 from masking.errors import ConfigError, ModelError
 
@@ -114,8 +115,7 @@ class Registry(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Registry:
-        names = [m.name for m in self.models]
-        dups = sorted({n for n in names if names.count(n) > 1})
+        dups = repeated(m.name for m in self.models)
         if dups:
             raise ValueError(f"model names must be unique; repeated: {dups}")
         return self

@@ -18,8 +18,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from masking.config.validation import repeated
 from masking.config.yamlio import load_yaml
 from masking.config.zones import Camera, format_validation_error, load_zones, zone_id_ok
 from masking.errors import ConfigError
@@ -88,8 +96,7 @@ class ManifestFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ManifestFile:
-        ids = [c.camera_id for c in self.cameras]
-        dups = sorted({i for i in ids if ids.count(i) > 1})
+        dups = repeated(c.camera_id for c in self.cameras)
         if dups:
             raise ValueError(f"camera ids must be unique; repeated: {dups}")
         return self
@@ -318,8 +325,7 @@ def folder_fleet(folder: str | Path, stream_seconds: float = 10.0) -> Fleet:
                  root, len(skipped), ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
     if not cams:
         raise ConfigError(f"{root}: no cameras found (expected one sub-folder per camera, or media files)")
-    ids = [c.camera_id for c in cams]
-    dups = sorted({i for i in ids if ids.count(i) > 1})
+    dups = repeated(c.camera_id for c in cams)
     if dups:
         raise ConfigError(f"{root}: camera ids repeated (a folder and a file with the same name?): {dups}")
     return Fleet(source=str(root), cameras=tuple(cams))

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from masking.config.validation import repeated
 from masking.config.yamlio import load_yaml
 from masking.config.zones import Camera, DetectConfig, load_zones
 from masking.errors import ConfigError
@@ -92,12 +93,10 @@ class ServeConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> ServeConfig:
-        names = [c.name for c in self.cameras]
-        dups = sorted({n for n in names if names.count(n) > 1})
+        dups = repeated(c.name for c in self.cameras)
         if dups:
             raise ValueError(f"camera names must be unique; repeated: {dups}")
-        outs = [str(c.sink.path) for c in self.cameras]
-        dup_out = sorted({o for o in outs if outs.count(o) > 1})
+        dup_out = repeated(str(c.sink.path) for c in self.cameras)
         if dup_out:
             raise ValueError(f"two cameras write to the same sink path: {dup_out}")
         return self
