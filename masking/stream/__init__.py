@@ -5,5 +5,5 @@ Modules: `frames` (SourceFrame, the sealed MaskedFrame), `sources` (files, strea
 watched folders, raw pipes, the corrupt-frame test seam), `sinks` (H.264 with segments, raw, JPEG
 folders), `masker` (which mask each frame gets; fail closed), `detect_stage` (batched detection shared
 by cameras), `engine` (threads and bounded queues), `stats` (counters and the accounting invariant),
-`config`/`build` (the `masking serve` config), `cli_filter` (the filter's streaming options).
+`config`/`build` (the `masking serve` config). The filter's streaming options live in masking/cli/_filter_stream.py.
 """
