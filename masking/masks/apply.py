@@ -152,7 +152,7 @@ class ZoneMasker:
         # rectangle costs O(that rectangle), 10-30x slower when faces are spread over the frame.)
         for x0, y0, x1, y1, mask in _box_masks(boxes, width, height):
             full = mask is None
-            _apply_op(frame, _Op(style, y0, y1, x0, x1, _NO_MASK if full else mask, full, value, block, ksize))
+            _apply_op(frame, _Op(style, y0, y1, x0, x1, _NO_MASK if mask is None else mask, full, value, block, ksize))
         return frame
 
     def apply_boxes_yuv420p(self, buf: Image, boxes: MaskBoxes, style: MaskStyle | None = None) -> Image:
@@ -176,7 +176,7 @@ class ZoneMasker:
         y_val, u_val, v_val = (_style_value(style, p) for p in ("y", "u", "v"))
         for x0, y0, x1, y1, mask in _box_masks(boxes, width, height):
             full = mask is None
-            _apply_op(y_plane, _Op(style, y0, y1, x0, x1, _NO_MASK if full else mask, full, y_val, y_block, y_ksize))
+            _apply_op(y_plane, _Op(style, y0, y1, x0, x1, _NO_MASK if mask is None else mask, full, y_val, y_block, y_ksize))
             cx0, cy0, cx1, cy1 = x0 // 2, y0 // 2, (x1 + 1) // 2, (y1 + 1) // 2
             cmask: npt.NDArray[np.uint8] = _NO_MASK
             if not full:

@@ -377,15 +377,14 @@ class _Tx:
             raise StoreError(f"{self._path}: cannot start a write transaction: {exc}") from exc
         return self._db
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as err:
                 self._db.execute("ROLLBACK")
                 raise StoreError(f"{self._path}: commit failed: {err}") from err
-            return False
+            return
         self._db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise StoreError(f"{self._path}: store write failed: {exc}") from exc
-        return False
