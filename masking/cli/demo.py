@@ -11,9 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `demo` sub-command."""
     p = sub.add_parser(
         "demo",
-        help="Generate a synthetic clip and zones, mask it, draw the zones.",
+        help="Generate a synthetic clip and zones, mask it, draw the zones, audit the snapshot.",
         description="Generate a 3 s synthetic 1280x720 clip (a corridor with an open guest-room door), "
-        "a snapshot and a zones file, then run the filter and `zones draw` on them. Needs no data.",
+        "a snapshot and a zones file, then run the filter and `zones draw` on them and audit the snapshot "
+        "(JSON + HTML report). Needs no data beyond the installed models (`make demo` installs them).",
     )
     p.add_argument("--out", default="demo-output", help="Folder for the outputs (default: demo-output).")
     p.set_defaults(handler=run)
