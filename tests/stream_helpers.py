@@ -10,7 +10,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from masking.config.zones import Camera, DetectConfig, DetectSpec, parse_zones
-from masking.detect.base import FakeDetector
+from masking.detect.base import Batch, FakeDetector, bright_box_script
+from masking.detect.detections import Detections
+from masking.errors import MaskingError
 from masking.detect.dynamic import DynamicMasks
 from masking.stream.frames import MaskedFrame, require_masked
 from masking.stream.sources import SourceInfo
@@ -119,3 +121,19 @@ def square_masked(frame: MaskedFrame, speed: int = 0, camera_no: int = 0, appear
 def region(frame: MaskedFrame, box: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = box
     return frame.image[y0:y1, x0:x1]
+
+
+class ChaosFake(FakeDetector):
+    """Detects the bright square, but raises on some calls and sleeps a random time on others (seeded)."""
+
+    def __init__(self, seed: int, bright: int = 250) -> None:
+        super().__init__(bright_box_script(bright))
+        self.rng = np.random.default_rng(seed)
+
+    def detect(self, batch: Batch) -> list[Detections]:
+        roll = self.rng.random()
+        if roll < 0.15:
+            raise MaskingError("chaos: injected failure")
+        if roll < 0.35:
+            time.sleep(float(self.rng.uniform(0.02, 0.15)))
+        return super().detect(batch)

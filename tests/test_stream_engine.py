@@ -17,7 +17,7 @@ from masking.stream.frames import MaskedBy, MaskedFrame, SourceFrame
 from masking.stream.sinks import RawSink
 from masking.stream.sources import FaultySource
 from stream_helpers import (
-    WATCH_BOX, ZONE_BOX, CollectSink, SyntheticSource, camera, factory_for, region, square_masked,
+    WATCH_BOX, ZONE_BOX, ChaosFake, CollectSink, SyntheticSource, camera, factory_for, region, square_masked,
 )
 
 
@@ -203,25 +203,6 @@ def test_only_masked_frames_reach_a_sink() -> None:
         RawSink(io.BytesIO()).write(SourceFrame(0, np.zeros((4, 4, 3), np.uint8), 0, 1))  # type: ignore[arg-type]
     with pytest.raises(MaskingError):
         MaskedFrame(0, np.zeros((4, 4, 3), np.uint8), 0, 1, MaskedBy.static_only, 0.0, object())  # type: ignore[arg-type]
-
-
-class ChaosFake(FakeDetector):
-    """Raises on some calls and sleeps a random time on others (seeded)."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__(bright_box_script())
-        self.rng = np.random.default_rng(seed)
-
-    def detect(self, batch):
-        roll = self.rng.random()
-        if roll < 0.15:
-            raise MaskingError("chaos: injected failure")
-        if roll < 0.35:
-            import time
-
-            time.sleep(float(self.rng.uniform(0.02, 0.15)))
-        return super().detect(batch)
-
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_mixed_faults_never_leak_and_always_add_up(seed: int) -> None:

@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 
 from masking.detect.base import FakeDetector, bright_box_script
-from masking.errors import MaskingError
 from masking.stream.engine import CameraJob, CameraResult, Engine, EngineOptions
 from masking.stream.frames import MaskedBy, MaskedFrame
 from masking.stream.sources import FaultySource
-from stream_helpers import SQ, ZONE_BOX, CollectSink, SyntheticSource, camera, factory_for, square_at
+from stream_helpers import SQ, ZONE_BOX, ChaosFake, CollectSink, SyntheticSource, camera, factory_for, square_at
 
 # After 4:2:0 subsampling the square's edge pixels take some of the background's chroma: white
 # decodes to >= ~220 there, the background (60-140) stays far below 200.
@@ -106,23 +105,6 @@ def test_corrupt_planes_are_blacked() -> None:
     assert res.stats.corrupt == len(bad) == 4 and all(f.masked_by is MaskedBy.policy_full for f in bad)
     check(sink, res, 2, 30)
 
-
-class ChaosFake(FakeDetector):
-    def __init__(self, seed: int) -> None:
-        super().__init__(bright_box_script(BRIGHT))
-        self.rng = np.random.default_rng(seed)
-
-    def detect(self, batch):
-        roll = self.rng.random()
-        if roll < 0.15:
-            raise MaskingError("chaos: injected failure")
-        if roll < 0.35:
-            import time
-
-            time.sleep(float(self.rng.uniform(0.02, 0.15)))
-        return super().detect(batch)
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mixed_faults_never_leak(seed: int) -> None:
     rng = np.random.default_rng(200 + seed)
@@ -130,7 +112,7 @@ def test_mixed_faults_never_leak(seed: int) -> None:
     bad = set(rng.choice(60, size=6, replace=False).tolist())
     src = FaultySource(YuvSyntheticSource(60, speed=3, live=seed == 0, interval_s=0.003), corrupt_on=lambda i: i in bad)
     sink = CollectSink(delay_s=0.002)
-    res = run(src, sink, ChaosFake(seed), queue_size=4, every=every, fail_policy=["full", "zones"][seed % 2],
+    res = run(src, sink, ChaosFake(seed, BRIGHT), queue_size=4, every=every, fail_policy=["full", "zones"][seed % 2],
               max_latency_ms=60)
     check(sink, res, 3, 60)
     assert res.stats.frames_in == 60 and res.stats.corrupt == len(bad)
