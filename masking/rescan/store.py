@@ -142,9 +142,28 @@ class Store:
 
     def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
         self.path = Path(path)
+        # Two rescans creating the same store at once can get SQLITE_BUSY from the switch to WAL
+        # mode, for which SQLite does not call its busy handler: retry the whole open until timeout.
+        deadline = time.monotonic() + timeout_s
+        delay = 0.02
+        while True:
+            try:
+                self._open(timeout_s)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() + delay > deadline:
+                    raise StoreError(f"{self.path}: cannot open the rescan store: {exc}") from exc
+                log.debug("%s: store busy while opening (%s); retrying", self.path, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: cannot open the rescan store: {exc}") from exc
+
+    def _open(self, timeout_s: float) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = %d" % int(timeout_s * 1000))
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -153,8 +172,9 @@ class Store:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._init_schema()
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the rescan store: {exc}") from exc
+        except BaseException:
+            self._db.close()
+            raise
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
