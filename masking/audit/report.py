@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -20,7 +19,7 @@ import numpy.typing as npt
 
 from masking._atomic import atomic_write
 from masking.annotate import draw_boxes, draw_polygon, draw_zones
-from masking.audit.result import AuditResult
+from masking.audit.result import AuditResult, zones_snippet
 from masking.config.zones import Camera
 from masking.errors import OutputError
 
@@ -74,15 +73,6 @@ def _jpeg_b64(image: npt.NDArray[np.uint8]) -> str:
     return base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def _zones_yaml(result: AuditResult) -> str:
-    lines = ["zones:"]
-    for m in result.proposed_masks:
-        lines.append(f"  - id: {m.id}")
-        lines.append("    kind: privacy_mask")
-        lines.append(f"    polygon: {json.dumps(m.polygon)}")
-    return "\n".join(lines)
-
-
 def _section(result: AuditResult, camera: Camera | None) -> str:
     e = html.escape
     color = _VERDICT_CSS.get(result.verdict, "#333")
@@ -125,7 +115,7 @@ def _section(result: AuditResult, camera: Camera | None) -> str:
     if result.proposed_masks:
         parts.append(
             f"<h3>Proposed masks (hide {result.hidden_share:.0%} of the view with the existing masks)</h3>"
-            f"<p>Paste under the camera in the zones file:</p><pre>{e(_zones_yaml(result))}</pre>"
+            f"<p>Paste under the camera in the zones file:</p><pre>{e(zones_snippet([m.to_dict() for m in result.proposed_masks]))}</pre>"
         )
     parts.append("</section>")
     return "\n".join(parts)

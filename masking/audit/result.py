@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,13 +103,16 @@ class ProposedMask:
         return {"id": self.id, "kind": "privacy_mask", "polygon": [list(p) for p in self.polygon]}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": "privacy_mask",
-            "polygon": [list(p) for p in self.polygon],
-            "covers": list(self.covers),
-            "area_share": round(self.area_share, 4),
-        }
+        return {**self.as_zone(), "covers": list(self.covers), "area_share": round(self.area_share, 4)}
+
+
+def zones_snippet(masks: list[dict[str, Any]]) -> str:
+    """Proposed masks (`ProposedMask.to_dict()` objects) as a `zones:` YAML block to paste under a
+    camera in its zones file: one privacy_mask zone each, polygon on one line."""
+    lines = ["zones:"]
+    for m in masks:
+        lines += [f"  - id: {m['id']}", "    kind: privacy_mask", f"    polygon: {json.dumps(m['polygon'])}"]
+    return "\n".join(lines)
 
 
 @dataclass

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from masking._atomic import atomic_write
+from masking.audit.result import zones_snippet
 from masking.rescan.runner import RESULTS_SCHEMA_VERSION, RescanResult
 
 CSV_FIELDS = (
@@ -119,6 +118,11 @@ def _e(v: Any) -> str:
     return html.escape("" if v is None else str(v), quote=True)
 
 
+def _table(headers: tuple[str, ...], rows_html: str) -> str:
+    """A table with a header row over already-escaped `<tr>` rows."""
+    return "<table><tr>" + "".join(f"<th>{h}</th>" for h in headers) + f"</tr>{rows_html}</table>"
+
+
 def _anchor(camera_id: str) -> str:
     return "cam-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in camera_id)
 
@@ -161,11 +165,9 @@ def _detail(c: dict[str, Any], thumb: bytes | None) -> str:
             f"<td>{_e(ev.get('frame'))}</td><td>{_e(ev.get('input'))}</td></tr>"
             for ev in c["evidence"]
         )
-        parts.append("<h3>Evidence</h3><table><tr><th>class</th><th>category</th><th>score</th><th>strength</th>"
-                     f"<th>masked</th><th>frame</th><th>input</th></tr>{rows}</table>")
+        parts.append("<h3>Evidence</h3>" + _table(("class", "category", "score", "strength", "masked", "frame", "input"), rows))
     if c["proposed_masks"]:
-        zones = [{"id": m["id"], "kind": "privacy_mask", "polygon": m["polygon"]} for m in c["proposed_masks"]]
-        snippet = yaml.safe_dump({"zones": zones}, default_flow_style=None, sort_keys=False)
+        snippet = zones_snippet(c["proposed_masks"])
         parts.append("<h3>Proposed masks</h3><p>Paste under the camera in its zones file:</p>"
                      f"<pre>{_e(snippet)}</pre>")
     rows = "".join(
@@ -174,8 +176,8 @@ def _detail(c: dict[str, Any], thumb: bytes | None) -> str:
         f"<td>{_fmt(it.get('duration_s'), 3)}</td><td class=err>{_e(it.get('error') or '')}</td></tr>"
         for it in c["items"]
     )
-    parts.append("<h3>Items</h3><table><tr><th>input</th><th>kind</th><th>status</th><th>verdict</th>"
-                 f"<th>confidence</th><th>attempts</th><th>seconds</th><th>error</th></tr>{rows}</table>")
+    parts.append("<h3>Items</h3>" + _table(
+        ("input", "kind", "status", "verdict", "confidence", "attempts", "seconds", "error"), rows))
     parts.append('<p><a href="#top">back to the table</a></p></section>')
     return "".join(parts)
 
