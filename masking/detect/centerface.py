@@ -47,10 +47,7 @@ class CenterfaceDetector(OnnxDetector):
         iou: float = 0.3,
         input_size: tuple[int, int] | None = None,
     ) -> None:
-        self.name = name
-        self.model = model
-        self.class_names = tuple(class_names)
-        self.conf, self.iou = float(conf), float(iou)
+        super().__init__(name, model, class_names, conf, iou)
         self.input_wh = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         self.model.output_names = list(OUTPUT_NAMES[:3])
 

@@ -137,6 +137,12 @@ class OnnxDetector:
     conf: float
     iou: float
 
+    def __init__(self, name: str, model: OnnxModel, class_names: Sequence[str], conf: float, iou: float) -> None:
+        self.name = name
+        self.model = model
+        self.class_names = tuple(class_names)
+        self.conf, self.iou = float(conf), float(iou)
+
     def preprocess(self, batch: Batch) -> tuple[npt.NDArray[np.float32], Geometry]:
         raise NotImplementedError
 

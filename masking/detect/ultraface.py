@@ -43,10 +43,7 @@ class UltrafaceDetector(OnnxDetector):
         iou: float = 0.3,
         input_size: tuple[int, int] | None = None,
     ) -> None:
-        self.name = name
-        self.model = model
-        self.class_names = tuple(class_names)
-        self.conf, self.iou = float(conf), float(iou)
+        super().__init__(name, model, class_names, conf, iou)
         fixed = model.fixed_hw
         self.input_wh: tuple[int, int] = (fixed[1], fixed[0]) if fixed else (input_size or (320, 240))
         outs = {o.name for o in model.session.get_outputs()}

@@ -57,10 +57,8 @@ class YoloxDetector(OnnxDetector):
         input_size: tuple[int, int] | None = None,
         max_det: int = 300,
     ) -> None:
-        self.name = name
-        self.model = model
-        self.class_names = tuple(class_names)
-        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
+        super().__init__(name, model, class_names, conf, iou)
+        self.max_det = int(max_det)
         fixed = model.fixed_hw
         if fixed is not None:
             self.input_wh: tuple[int, int] = (fixed[1], fixed[0])

@@ -49,10 +49,8 @@ class YunetDetector(OnnxDetector):
         input_size: tuple[int, int] | None = None,
         top_k: int = 5000,
     ) -> None:
-        self.name = name
-        self.model = model
-        self.class_names = tuple(class_names)
-        self.conf, self.iou, self.top_k = float(conf), float(iou), int(top_k)
+        super().__init__(name, model, class_names, conf, iou)
+        self.top_k = int(top_k)
         self.input_wh = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         self._grids: dict[tuple[int, int], tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
         names = {o.name for o in model.session.get_outputs()}
