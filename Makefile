@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 SYSTEM_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 
-.PHONY: all install install-export system-deps models demo test bench clean
+.PHONY: all install install-export system-deps models demo check lint types fast test bench clean
 
 all: demo
 
@@ -53,6 +53,18 @@ models: $(VENV)/.installed
 
 demo: models
 	$(BIN)/masking demo --out demo-output
+
+# Conventions the build enforces: ruff (lint + import order), mypy over the package, the fast test lane.
+lint: install
+	$(BIN)/ruff check masking tests benchmarks models
+
+types: install
+	$(BIN)/mypy masking
+
+fast: install models
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
+
+check: lint types fast
 
 test: install-export system-deps models
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

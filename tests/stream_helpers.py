@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Callable, Iterator
 
 import numpy as np
 
 from masking.config.zones import Camera, DetectConfig, DetectSpec, parse_zones
 from masking.detect.base import Batch, FakeDetector, bright_box_script
 from masking.detect.detections import Detections
-from masking.errors import MaskingError
 from masking.detect.dynamic import DynamicMasks
+from masking.errors import MaskingError
 from masking.stream.frames import MaskedFrame, require_masked
 from masking.stream.sources import SourceInfo
 

@@ -17,9 +17,9 @@ import socket
 import stat
 import sys
 import threading
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -37,7 +37,7 @@ SIZE = len(PAYLOAD)
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves a folder; `/lie/<file>` announces the full Content-Length but sends only half."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:
         if self.path.startswith("/lie/"):
             data = (Path(self.directory) / self.path[len("/lie/"):]).read_bytes()
             self.send_response(200)
@@ -50,7 +50,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return
         super().do_GET()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server API
+    def log_message(self, format: str, *args: object) -> None:
         return None
 
 

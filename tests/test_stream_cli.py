@@ -9,12 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from stream_helpers import H, W, make_frame
 
 from masking.cli import main
 from masking.detect.dynamic import PRESETS
 from masking.models.cache import model_path
 from masking.video.reader import VideoReader
-from stream_helpers import H, W, make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 ZONES = """cameras:

@@ -9,6 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stream_helpers import (
+    WATCH_BOX,
+    ZONE_BOX,
+    ChaosFake,
+    CollectSink,
+    SyntheticSource,
+    camera,
+    factory_for,
+    region,
+    square_masked,
+)
 
 from masking.detect.base import FakeDetector, bright_box_script
 from masking.errors import MaskingError, ModelNotInstalledError
@@ -16,9 +27,6 @@ from masking.stream.engine import CameraJob, CameraResult, Engine, EngineOptions
 from masking.stream.frames import MaskedBy, MaskedFrame, SourceFrame
 from masking.stream.sinks import RawSink
 from masking.stream.sources import FaultySource
-from stream_helpers import (
-    WATCH_BOX, ZONE_BOX, ChaosFake, CollectSink, SyntheticSource, camera, factory_for, region, square_masked,
-)
 
 
 def run(jobs_sinks, factory=None, queue_size: int = 8) -> list[CameraResult]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stream_helpers import SQ, ZONE_BOX, H, SyntheticSource, W, camera, factory_for, make_frame, square_at
 
 from masking.config.zones import parse_zones
 from masking.detect.base import FakeDetector, bright_box_script
@@ -18,7 +19,6 @@ from masking.stream.sinks import H264Sink, JpegDirSink, RawSink, segment_path
 from masking.stream.sources import FileSource, FolderSource, RawSource
 from masking.video.images import read_image
 from masking.video.reader import VideoReader
-from stream_helpers import SQ, ZONE_BOX, H, SyntheticSource, W, camera, factory_for, make_frame, square_at
 
 
 def _static_camera():

@@ -8,18 +8,27 @@ FFmpeg's own bgr24 conversion + INTER_AREA finds.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 import pytest
+from stream_helpers import (
+    SQ,
+    ZONE_BOX,
+    ChaosFake,
+    CollectSink,
+    SyntheticSource,
+    camera,
+    factory_for,
+    square_at,
+)
 
 from masking.detect.base import FakeDetector, bright_box_script
 from masking.stream.engine import CameraJob, CameraResult, Engine, EngineOptions
 from masking.stream.frames import MaskedBy, MaskedFrame
 from masking.stream.sources import FaultySource
-from stream_helpers import SQ, ZONE_BOX, ChaosFake, CollectSink, SyntheticSource, camera, factory_for, square_at
 
 # After 4:2:0 subsampling the square's edge pixels take some of the background's chroma: white
 # decodes to >= ~220 there, the background (60-140) stays far below 200.
@@ -144,7 +153,13 @@ def test_planar_detection_input_is_ffmpegs_bgr(shared_dir: Path, clip: str) -> N
     import av
 
     from masking.config.zones import parse_zones
-    from masking.detect.dynamic import DynamicMasks, detect_config_from_preset, downscale, small_size, yuv420p_to_bgr
+    from masking.detect.dynamic import (
+        DynamicMasks,
+        detect_config_from_preset,
+        downscale,
+        small_size,
+        yuv420p_to_bgr,
+    )
     from masking.stream.sources import FileSource
 
     path = shared_dir / "eval" / "videos" / clip

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt

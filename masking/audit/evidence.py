@@ -7,7 +7,7 @@ seen by several models or tiles counts once (same class, IoU >= `same_object_iou
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt

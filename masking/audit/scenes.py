@@ -19,9 +19,9 @@ Adding graph outputs edits the ONNX protobuf bytes directly: no `onnx` package a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from masking.errors import MaskingError
 
@@ -19,7 +19,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from masking.cli import audit, demo, detect, filter as filter_cmd, models, rescan, scenes, serve, zones
+    from masking.cli import audit, demo, detect, models, rescan, scenes, serve, zones
+    from masking.cli import filter as filter_cmd
 
     parser = argparse.ArgumentParser(
         prog="masking",

@@ -23,7 +23,15 @@ from masking.stream.build import sink_layouts, stop_on_signals
 from masking.stream.config import DetectionSpec, apply_detection
 from masking.stream.engine import CameraJob, Engine, EngineOptions, SinkFactory
 from masking.stream.sinks import H264Sink, JpegDirSink, RawSink, Sink
-from masking.stream.sources import LIVE_SCHEMES, FileSource, RawSource, ReconnectPolicy, Source, SourceInfo, StreamSource
+from masking.stream.sources import (
+    LIVE_SCHEMES,
+    FileSource,
+    RawSource,
+    ReconnectPolicy,
+    Source,
+    SourceInfo,
+    StreamSource,
+)
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import logging
 from pydantic import TypeAdapter
 
 from masking.cli import EXIT_OK, show_progress
-from masking.config.zones import MaskStyle, load_zones
 from masking.cli._filter_stream import add_stream_options, run_stream, wants_engine
+from masking.config.zones import MaskStyle, load_zones
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from masking.errors import MaskingError
 from masking.models.cache import FileCheck, check_installed, install_hint, model_dir, model_path

@@ -7,8 +7,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from masking.cli._audit_options import add_audit_settings_options, audit_settings_from_args
 from masking.errors import ConfigError

@@ -65,7 +65,15 @@ def run_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     from masking.audit.manifest import read_manifest
-    from masking.audit.scenes import NONE, SceneFeatures, choose_l2, cross_validate, head_path, scene_label, train_head
+    from masking.audit.scenes import (
+        NONE,
+        SceneFeatures,
+        choose_l2,
+        cross_validate,
+        head_path,
+        scene_label,
+        train_head,
+    )
     from masking.cli import EXIT_OK, show_progress
     from masking.errors import InputError
     from masking.models.cache import file_sha256, verified_model_path

@@ -9,7 +9,7 @@ Box: centre `((col + ox + 0.5) * 4, (row + oy + 0.5) * 4)`, size `exp(scale) * 4
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt

@@ -9,8 +9,8 @@ zones: the box centre must fall inside one of the zones), grown by `margin` and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np

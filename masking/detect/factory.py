@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from masking.detect.centerface import INPUT_NAME as CENTERFACE_INPUT, OUTPUT_NAMES as CENTERFACE_OUTPUTS, CenterfaceDetector
+from masking.detect.centerface import INPUT_NAME as CENTERFACE_INPUT
+from masking.detect.centerface import OUTPUT_NAMES as CENTERFACE_OUTPUTS
+from masking.detect.centerface import CenterfaceDetector
 from masking.detect.onnx import OnnxDetector, OnnxModel, SessionOptions, create_session, read_model_bytes
 from masking.detect.onnx_shapes import make_dims_symbolic
 from masking.detect.ultraface import UltrafaceDetector

@@ -8,9 +8,9 @@ that reinstalls it. Errors while running raise `DetectorError` (the pipeline fai
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt

@@ -8,7 +8,7 @@ shape fields of the named graph inputs/outputs change (weights are copied byte f
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from masking.errors import ModelError
 

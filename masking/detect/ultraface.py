@@ -7,7 +7,7 @@ prior-box decode is inside the graph). NMS IoU 0.3 as in the upstream demo.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt

@@ -12,7 +12,8 @@ from __future__ import annotations
 import ast
 import json
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt

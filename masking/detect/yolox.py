@@ -8,7 +8,7 @@ anchor takes its best class, score = obj * cls, then class-aware NMS (IoU 0.45, 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt

@@ -8,7 +8,7 @@ to a multiple of 32. Outputs per stride s in (8, 16, 32): `cls_s`, `obj_s` [1, A
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt

@@ -25,9 +25,10 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Literal
+from typing import BinaryIO, Literal
 
 from masking.errors import ChecksumError, DownloadError, ModelNotInstalledError, OutputError
 from masking.models.cache import (

@@ -11,7 +11,8 @@ proposed masks of every item are kept, each tagged with its `input`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _RANK = {"violation": 4, "review": 3, "failed": 2, "pending": 1, "compliant": 0}
 CAMERA_VERDICTS = ("violation", "review", "failed", "pending", "compliant")

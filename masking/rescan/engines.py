@@ -11,7 +11,8 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from masking.errors import ConfigError
 from masking.rescan import worker
@@ -63,7 +64,7 @@ class InlineEngine:
     def submit(self, spec: Spec) -> _Done:
         try:
             return _Done(worker.run_item(spec), None)
-        except Exception as exc:  # noqa: BLE001 - a transport-level failure, recorded as the item's error
+        except Exception as exc:
             return _Done(None, exc)
 
     def wait(self, handles: Sequence[Any], timeout_s: float) -> list[Any]:

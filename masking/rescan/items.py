@@ -12,9 +12,10 @@ import glob
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from masking.errors import MaskingError
 from masking.rescan.manifest import Fleet, FleetCamera, is_stream, media_kind

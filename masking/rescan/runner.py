@@ -12,8 +12,9 @@ import json
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -202,7 +203,7 @@ class _Driver:
         iid = in_flight.pop(handle)
         try:
             res = engine.result(handle)
-        except Exception as exc:  # noqa: BLE001 - a crashed or lost worker: the item's failure, retried
+        except Exception as exc:
             res = {"item_id": iid, "ok": False, "error": f"worker lost: {type(exc).__name__}: {exc}"}
         self.tries[iid] += 1
         if res.get("ok"):

@@ -15,9 +15,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from masking.errors import StoreError
 from masking.rescan.items import WorkItem
@@ -165,7 +166,7 @@ class Store:
         self._db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
         try:
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA busy_timeout = %d" % int(timeout_s * 1000))
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch the store to WAL mode (got {mode!r})")

@@ -17,9 +17,10 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -174,7 +175,7 @@ def run_item(spec: dict[str, Any]) -> dict[str, Any]:
         out.update(ok=True, result=result.to_dict(), thumbnail=_thumbnail(result, camera))
     except MaskingError as exc:
         out.update(ok=False, error=f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # noqa: BLE001 - one bad item must not stop the fleet; the error is recorded
+    except Exception as exc:
         log.error("item %s (%s): unexpected error\n%s", spec["item_id"], spec.get("source"), traceback.format_exc())
         out.update(ok=False, error=f"unexpected {type(exc).__name__}: {exc}")
     out["duration_s"] = time.perf_counter() - t0

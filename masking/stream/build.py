@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Callable, Iterator
 
 from masking.stream.config import ServeCamera, ServeConfig, SinkSpec, resolve_camera
 from masking.stream.engine import CameraJob, Engine, EngineOptions
 from masking.stream.sinks import H264Sink, JpegDirSink, Sink
-from masking.stream.sources import LIVE_SCHEMES, FileSource, FolderSource, ReconnectPolicy, Source, SourceInfo, StreamSource
+from masking.stream.sources import (
+    LIVE_SCHEMES,
+    FileSource,
+    FolderSource,
+    ReconnectPolicy,
+    Source,
+    SourceInfo,
+    StreamSource,
+)
 
 
 def sink_factory(spec: SinkSpec) -> Callable[[SourceInfo], Sink]:

@@ -117,7 +117,7 @@ def load_serve_config(path: str | Path) -> ServeConfig:
     base = p.resolve().parent
     cams = []
     for c in cfg.cameras:
-        src = c.source if re.match(r"^[a-z][a-z0-9+.-]*://", c.source) else str((base / c.source))
+        src = c.source if re.match(r"^[a-z][a-z0-9+.-]*://", c.source) else str(base / c.source)
         cams.append(c.model_copy(update={
             "source": src,
             "zones": base / c.zones,

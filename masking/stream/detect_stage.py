@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -115,7 +116,7 @@ class DetectionGroup:
         """Load the detectors; on any failure every attached camera is masked by its fail policy."""
         try:
             self._dyn = self._factory(cadence_camera(self.cameras[0]))
-        except Exception as exc:  # noqa: BLE001 - any load failure must fail closed, never crash open
+        except Exception as exc:
             names = ", ".join(c.camera_id for c in self.cameras)
             self.unavailable = f"detector could not be loaded: {exc}"
             log.error("cameras %s: %s; every frame is masked by the fail policy", names, self.unavailable)
@@ -165,7 +166,7 @@ class DetectionGroup:
                     by_shape.setdefault((r.layout, r.colour, *r.image.shape), []).append(r)
                 for group in by_shape.values():
                     self._detect(group)
-            except Exception:  # noqa: BLE001 - the thread must survive: unanswered frames fail closed
+            except Exception:
                 log.exception("detection stage error; the affected frames get the fail policy")
                 for r in reqs:
                     r.board.post(Result(r.index, None, "detection stage error"))
@@ -181,7 +182,7 @@ class DetectionGroup:
                 boxes = self._dyn.detect(batch)
             if len(boxes) != len(reqs):
                 raise RuntimeError(f"detector returned {len(boxes)} results for {len(reqs)} frames")
-        except Exception as exc:  # noqa: BLE001 - a failing detector fails closed (policy), whatever it raised
+        except Exception as exc:
             ms = (time.monotonic() - t0) * 1000.0
             log.warning("detector failed on %d frame(s) (%s); those frames get the fail policy", len(reqs), exc)
             for r in reqs:

@@ -22,12 +22,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from masking.config.zones import Camera, MaskStyle
 from masking.errors import MaskingError
-from masking.stream.detect_stage import BoxSource, DetectionGroup, DetectorFactory, Request, build_groups, group_key
+from masking.stream.detect_stage import (
+    BoxSource,
+    DetectionGroup,
+    DetectorFactory,
+    Request,
+    build_groups,
+    group_key,
+)
 from masking.stream.frames import MaskedFrame, SourceFrame
 from masking.stream.masker import MaskPolicy, MaskStage, ResultBoard
 from masking.stream.queues import BoundedQueue
@@ -176,7 +183,7 @@ class _CameraRun:
                     break
         except MaskingError as exc:
             self._fail(f"source failed: {exc}")
-        except Exception as exc:  # noqa: BLE001 - thread boundary: record the error, end the camera cleanly
+        except Exception as exc:
             log.exception("camera %s: source crashed", self.job.name)
             self._fail(f"source crashed: {type(exc).__name__}: {exc}")
         finally:
@@ -203,7 +210,7 @@ class _CameraRun:
             assert stage is not None
             try:
                 mf, decision = stage.process(item)
-            except Exception as exc:  # noqa: BLE001 - masking failed: never pass the frame on unmasked
+            except Exception as exc:
                 self._fail(f"masking failed on frame {item.index}: {type(exc).__name__}: {exc}")
                 self.stats.add("failed")
                 self.sink_failed.set()
@@ -219,7 +226,7 @@ class _CameraRun:
         if self.info is not None:
             try:
                 sink = self.job.sink(self.info)
-            except Exception as exc:  # noqa: BLE001 - thread boundary
+            except Exception as exc:
                 self._fail(f"cannot open the sink: {exc}")
                 self.sink_failed.set()
         while True:
@@ -232,7 +239,7 @@ class _CameraRun:
             try:
                 sink.write(item)
                 self.stats.written(item.masked_by, item.arrival)
-            except Exception as exc:  # noqa: BLE001 - thread boundary: abort the output, count, keep draining
+            except Exception as exc:
                 self._fail(f"sink failed at frame {item.index}: {type(exc).__name__}: {exc}")
                 self.stats.add("failed")
                 self.sink_failed.set()
@@ -248,13 +255,13 @@ class _CameraRun:
             try:
                 sink.close()
                 self.outputs = [str(p) for p in getattr(sink, "files", [])]
-            except Exception as exc:  # noqa: BLE001 - thread boundary
+            except Exception as exc:
                 self._fail(f"closing the sink failed: {type(exc).__name__}: {exc}")
 
     def _abort(self, sink: Sink) -> None:
         try:
             sink.abort()
-        except Exception as exc:  # noqa: BLE001 - already failing; make sure the thread keeps draining
+        except Exception as exc:
             log.error("camera %s: aborting the sink failed too: %s", self.job.name, exc)
 
     def join(self) -> None:
