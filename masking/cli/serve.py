@@ -28,13 +28,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from masking.stream.build import engine_for, stop_on_signals
+    from masking.stream.build import engine_for, live_hub, stop_on_signals
     from masking.stream.config import load_serve_config
 
     cfg = load_serve_config(args.config)
-    engine = engine_for(cfg, args.config)
-    with stop_on_signals(engine) as stopped:
-        results = engine.run()
+    hub = live_hub(cfg)
+    engine = engine_for(cfg, args.config, hub)
+    server = None
+    if hub is not None:
+        from masking.web.live import LiveServer
+
+        server = LiveServer(hub, cfg.http.host, cfg.http.port, cfg.http.token)
+        server.start()
+        for name in hub.names():
+            log.info("camera %s live: %s and %s", name, server.url(name), server.url(name, "index.m3u8"))
+    try:
+        with stop_on_signals(engine) as stopped:
+            results = engine.run()
+    finally:
+        if server is not None:
+            server.stop()
     if stopped.is_set():
         log.info("stopped by signal; all outputs closed")
     failed = [r for r in results if r.error]

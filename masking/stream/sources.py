@@ -120,14 +120,19 @@ class _PtsFixer:
 
 
 class FileSource:
-    """A video file (anything PyAV opens): back-pressure, never drops."""
+    """A video file (anything PyAV opens): back-pressure, never drops.
+
+    With `realtime`, frames are released at the pace of their timestamps (a file replayed into a
+    recorder as if it were a camera); otherwise as fast as the pipeline takes them.
+    """
 
     live = False
     layouts: tuple[str, ...] = ("bgr24", "yuv420p")
 
-    def __init__(self, path: str | Path, name: str | None = None) -> None:
+    def __init__(self, path: str | Path, name: str | None = None, realtime: bool = False) -> None:
         self.path = Path(path)
         self.name = name or self.path.name
+        self.realtime = realtime
         self._reader: VideoReader | None = None
         self._info: SourceInfo | None = None
 
@@ -140,10 +145,19 @@ class FileSource:
 
     def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
         assert self._reader is not None, "open() first"
+        origin: float | None = None  # wall clock at source time 0 (realtime pacing)
         for vf in self._reader.frames(layout):
             if stop.is_set():
                 return
-            yield vf.image, vf.pts if vf.pts is not None else vf.index, vf.time_base or self._reader.info.time_base
+            pts = vf.pts if vf.pts is not None else vf.index
+            tb = vf.time_base or self._reader.info.time_base
+            if self.realtime:
+                t = float(pts * tb)
+                if origin is None:
+                    origin = time.monotonic() - t
+                if stop.wait(max(0.0, origin + t - time.monotonic())):
+                    return
+            yield vf.image, pts, tb
 
     def close(self) -> None:
         if self._reader is not None:
