@@ -319,11 +319,23 @@ class HlsSegments(Subscriber):
         self._cut(self._last_t + 1.0 / fps)
         self.ended = True
 
+    def _target_duration(self, segs: list[_Segment]) -> int:
+        # HLS: every EXTINF rounded to the nearest integer is at most the target duration
+        return max(1, round(max([s.duration for s in segs] + [self.target_s])))
+
+    def ready(self, min_target_durations: float = 3.0) -> bool:
+        """Whether the playlist holds enough for a player to start (players begin three target
+        durations from the live edge; Chromium fails with less), or the stream has ended."""
+        with self._lock:
+            segs = list(self.segments)
+        if self.ended:
+            return True
+        return bool(segs) and sum(s.duration for s in segs) >= min_target_durations * self._target_duration(segs) - 0.05
+
     def playlist(self) -> str:
         with self._lock:
             segs = list(self.segments)
-        target = max([s.duration for s in segs] + [self.target_s])
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{int(np.ceil(target))}",
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{self._target_duration(segs)}",
                  f"#EXT-X-MEDIA-SEQUENCE:{segs[0].seq if segs else 0}"]
         for s in segs:
             lines += [f"#EXTINF:{s.duration:.3f},", f"seg_{s.seq}.ts"]

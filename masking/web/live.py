@@ -43,7 +43,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def live_app(hub: LiveHub, token: str | None, wait_s: float = 15.0, min_segments: int = 3) -> Starlette:
+def live_app(hub: LiveHub, token: str | None, wait_s: float = 15.0) -> Starlette:
     """The Starlette app serving `hub`; `token` None means no token (loopback only)."""
 
     def denied(request: Request) -> Response | None:
@@ -100,8 +100,7 @@ def live_app(hub: LiveHub, token: str | None, wait_s: float = 15.0, min_segments
         deadline = time.monotonic() + wait_s
         while True:  # a player asking right at start-up waits for the first segment
             streams = hub.get(name)
-            # players need a few segments of a live playlist before they start (Chromium: three)
-            if streams is not None and (len(streams[1].segments) >= min_segments or streams[1].ended):
+            if streams is not None and streams[1].ready():
                 break
             if time.monotonic() > deadline:
                 return PlainTextResponse(f"camera {name!r} has no segment yet; retry", status_code=503,
