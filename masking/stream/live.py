@@ -131,10 +131,8 @@ class LiveEncoder:
 
     def write(self, frame: MaskedFrame) -> None:
         frame = require_masked(frame)
-        img = frame.image
-        if frame.layout == "bgr24":
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420)
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="yuv420p")
+        planes = frame.image if frame.layout == "yuv420p" else cv2.cvtColor(frame.image, cv2.COLOR_BGR2YUV_I420)
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes, dtype=np.uint8), format="yuv420p")
         vf.pts = self._pts(frame)
         vf.time_base = self.time_base
         self.frames += 1
@@ -142,7 +140,10 @@ class LiveEncoder:
 
     def _emit(self, packets: list[av.Packet], arrival: float) -> None:
         for p in packets:
-            pkt = LivePacket(bytes(p), int(p.pts), int(p.dts), self.time_base, bool(p.is_keyframe), arrival)
+            if p.pts is None:
+                continue  # nothing a muxer could place (x264 always stamps its packets)
+            dts = p.dts if p.dts is not None else p.pts
+            pkt = LivePacket(bytes(p), int(p.pts), int(dts), self.time_base, bool(p.is_keyframe), arrival)
             self.packets += 1
             for s in self.subscribers:
                 try:
@@ -533,6 +534,16 @@ class LiveSink:
         if not self._closed:
             self._closed = True
             self.encoder.close()
+            for sub in self.encoder.subscribers:
+                lat = getattr(sub, "latency", None)
+                pct = lat.percentiles() if isinstance(lat, LatencyWindow) else None
+                extra = ""
+                if isinstance(sub, RtspPublisher):
+                    extra = f" sent={sub.sent} dropped={sub.dropped} losses={sub.losses} connects={sub.connects}"
+                elif isinstance(sub, TsClients):
+                    extra = f" clients_dropped={sub.clients_dropped}"
+                log.info("camera %s: live %s: frame-in to bytes-out p50/p99=%s ms%s", self.encoder.camera, sub.name,
+                         "/".join(f"{v:.0f}" for v in pct) if pct else "-", extra)
 
     def abort(self) -> None:
         self.close()  # a live stream has nothing to discard: what was sent was masked
