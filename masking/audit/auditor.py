@@ -83,30 +83,15 @@ def load_evidence_models(models: list[str], threads: int, min_score: float) -> d
     return out
 
 
-def sample_video(path: Path, sample_fps: float, max_frames: int) -> Iterator[AuditFrame]:
-    """Frames of a clip at about `sample_fps` (source PTS), at most `max_frames`, spread evenly."""
-    from masking.video.reader import VideoReader
+def sample_video(
+    path: str | Path, sample_fps: float, max_frames: int, start_s: float = 0.0, end_s: float | None = None
+) -> Iterator[AuditFrame]:
+    """Frames of a clip (or of its window `[start_s, end_s)`) to audit: at most `sample_fps` per
+    second and `max_frames` in all, spread over the whole window by PTS (`masking.video.sampling`)."""
+    from masking.video.sampling import sample_clip
 
-    with VideoReader(path) as reader:
-        info = reader.info
-        fps = float(info.fps) if info.fps else 25.0
-        duration = info.frames / fps if info.frames else None
-        step = 1.0 / sample_fps
-        if duration is not None and duration / step > max_frames:
-            step = duration / max_frames
-        next_t = 0.0
-        taken = 0
-        for vf in reader:
-            t = float(vf.pts * vf.time_base) if vf.pts is not None and vf.time_base is not None else vf.index / fps
-            if taken == 0:
-                next_t = t  # the first decoded frame is the clip's start, whatever its PTS
-            if t + 1e-6 < next_t:
-                continue
-            yield AuditFrame(vf.image, vf.index, t)
-            taken += 1
-            next_t += step
-            if taken >= max_frames:
-                return
+    for f in sample_clip(path, sample_fps, max_frames, start_s, end_s):
+        yield AuditFrame(f.image, f.index, f.time_s)
 
 
 class Auditor:
@@ -211,7 +196,7 @@ class Auditor:
         )
 
     def audit_path(self, path: Path, camera: Camera | None) -> AuditResult:
-        """Audit an image file, or a clip sampled at `sample_fps` (at most `max_frames` frames)."""
+        """Audit an image file, or a clip sampled by `sample_video` (`sample_fps`, `max_frames`)."""
         from masking.video.images import is_image_path, read_image
 
         p = Path(path)

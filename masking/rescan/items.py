@@ -81,12 +81,11 @@ def settings_key(settings: dict[str, Any]) -> str:
 
 
 def video_seconds(path: Path) -> float | None:
-    """A clip's duration from its container header (frames / fps), or None when it does not say."""
+    """A clip's duration from its container header, or None when it does not say."""
     from masking.video.reader import VideoReader
 
     with VideoReader(path) as reader:
-        info = reader.info
-        return info.frames / float(info.fps) if info.frames and info.fps else None
+        return reader.info.duration_s
 
 
 def _segments(duration: float | None, seconds: float | None) -> list[tuple[float, float | None] | None]:

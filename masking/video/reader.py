@@ -30,6 +30,8 @@ class StreamInfo:
         frames: frame count the container declares, or None when it does not say (streams).
         codec: decoder name, e.g. "h264".
         pix_fmt: the decoded pixel format, e.g. "yuv420p".
+        duration_s: length in seconds the container declares (frames / fps, else the stream's or
+            the container's duration), or None when it does not say (live streams).
     """
 
     width: int
@@ -39,6 +41,7 @@ class StreamInfo:
     frames: int | None
     codec: str
     pix_fmt: str | None = None
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,14 +96,24 @@ class VideoReader:
             self._container.close()
             raise InputError(f"{self.source}: video stream has no frame size or frame rate")
         tb = self._stream.time_base or Fraction(1, 90000)
+        frames = int(self._stream.frames) or None
+        if frames:
+            duration: float | None = frames / float(rate)
+        elif self._stream.duration:
+            duration = float(self._stream.duration * Fraction(tb))
+        elif self._container.duration:
+            duration = self._container.duration / av.time_base
+        else:
+            duration = None
         self.info = StreamInfo(
             width=int(ctx.width),
             height=int(ctx.height),
             fps=Fraction(rate),
             time_base=Fraction(tb),
-            frames=int(self._stream.frames) or None,
+            frames=frames,
             codec=str(ctx.name),
             pix_fmt=str(ctx.pix_fmt) if ctx.pix_fmt else None,
+            duration_s=duration,
         )
         self.frames_read = 0
         self.other_streams = len(self._container.streams) - 1  # audio, subtitles, data: not read
