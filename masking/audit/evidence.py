@@ -1,4 +1,4 @@
-"""Turn detections into Art. 7 evidence, through the declarative map in models/registry.yaml.
+"""Turn detections into Art. 7 evidence, through the declarative map in the model registry.
 
 Each model's `evidence:` block maps a class name to an `EvidenceRule(category, weight, several,
 several_min)`. Classes without a rule (persons, faces, chairs...) are never evidence. One object

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=(
             "Judge whether a camera's view, with its zones masked, shows an Art. 7 place (guest room, "
             "dormitory, bathroom, toilet, shower, changing room). Evidence comes from the detectors' "
-            "classes mapped in models/registry.yaml; evidence under privacy_mask/prohibited_view zones "
+            "classes mapped in the model registry; evidence under privacy_mask/prohibited_view zones "
             "counts as masked. Exit status: 0 all compliant, 1 any violation or review, 2 bad usage/input."
         ),
     )
