@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from masking.art7 import article_for, kind_of
 from masking.audit.coverage import masked_union
 from masking.audit.evidence import EvidenceMap, evidence_map, frame_evidence
 from masking.audit.proposal import propose_masks
-from masking.audit.result import AuditFrame, AuditResult, Evidence, article_for
+from masking.audit.result import AuditFrame, AuditResult, Evidence
 from masking.audit.settings import AuditSettings
-from masking.audit.verdict import KIND_OF, KindScore, decide, frame_scores
+from masking.audit.verdict import KindScore, decide, frame_scores
 from masking.config.zones import Camera
 from masking.detect.base import Detector
 from masking.detect.detections import Detections
@@ -161,7 +162,7 @@ class Auditor:
         if not per_frame:
             raise InputError(f"{input_name}: no frames to audit")
         decision = decide(per_frame, st)
-        to_cover = [e for e in evidence if not e.masked and KIND_OF.get(e.category, e.category) in decision.kinds]
+        to_cover = [e for e in evidence if not e.masked and kind_of(e.category) in decision.kinds]
         proposals, hidden = propose_masks(to_cover, st.proposal_margin, masked)
         if decision.verdict == "violation":
             recommendation = "re-aim" if hidden > st.max_hidden_share else "add-masks"
@@ -197,7 +198,8 @@ class Auditor:
 
     def audit_path(self, path: Path, camera: Camera | None) -> AuditResult:
         """Audit an image file, or a clip sampled by `sample_video` (`sample_fps`, `max_frames`)."""
-        from masking.video.images import is_image_path, read_image
+        from masking.media import is_image_path
+        from masking.video.images import read_image
 
         p = Path(path)
         if not p.is_file():

@@ -10,12 +10,10 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
 
+from masking.art7 import CATEGORIES
 from masking.errors import InputError
-from masking.models.registry import Category
 
-CATEGORIES: tuple[str, ...] = get_args(Category)
 _REQUIRED = ("file", "prohibited")
 
 

@@ -16,12 +16,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from masking.art7 import Category
 from masking.config.validation import repeated
 from masking.config.yamlio import load_yaml
 from masking.errors import ConfigError, ModelError
 
 Family = Literal["ultralytics", "yolox", "yunet", "ultraface", "centerface", "scenes"]
-Category = Literal["guest_room", "dormitory", "bathroom", "toilet", "shower", "changing_room"]
 
 COCO80: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from masking.errors import MaskingError
-from masking.rescan.manifest import Fleet, FleetCamera, is_stream, media_kind
+from masking.media import is_stream_url, media_kind
+from masking.rescan.manifest import Fleet, FleetCamera
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def item_id(camera_id: str, source: str, config_key: str) -> str:
 
 def _expand_entry(entry: str) -> tuple[list[tuple[str, str]], str | None]:
     """(source, kind) pairs of one footage entry, or an error saying why there are none."""
-    if is_stream(entry):
+    if is_stream_url(entry):
         return [(entry, "stream")], None
     if any(ch in entry for ch in "*?["):
         matches = sorted(Path(m) for m in glob.glob(entry, recursive=True))

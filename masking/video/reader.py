@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from masking.errors import InputError
+from masking.media import is_url
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ class VideoFrame:
     index: int
 
 
-def _is_url(source: str | Path) -> bool:
-    return isinstance(source, str) and "://" in source
-
-
 class VideoReader:
     """Read the first video stream of a file or URL (rtsp://, http://, ...) frame by frame.
 
@@ -79,7 +76,7 @@ class VideoReader:
 
     def __init__(self, source: str | Path, options: dict[str, str] | None = None) -> None:
         self.source = str(source)
-        if not _is_url(source) and not Path(source).is_file():
+        if not is_url(source) and not Path(source).is_file():
             raise InputError(f"{self.source}: no such video file")
         try:
             self._container = av.open(self.source, mode="r", options=options or {})
