@@ -26,11 +26,6 @@ class ManifestRow:
     prohibited: str  # yes | no | ambiguous
     category: str  # an Art. 7 category, or "none"
 
-    @property
-    def scene_class(self) -> str:
-        """The class a scene classifier learns: the category for `yes`, `none` for `no`."""
-        return self.category if self.prohibited == "yes" else "none"
-
 
 def read_manifest(path: str | Path) -> list[ManifestRow]:
     """All rows of a manifest; `InputError` naming the file, line and field on a bad row."""

@@ -265,7 +265,6 @@ class SceneClassifier:
             raise ModelError(f"model {entry.name!r}: head reads {head.feature_names}, features give {features.feature_names}")
         self.features = features or SceneFeatures(entry, head.feature_names, threads)
         self.class_names = tuple(c for c in head.classes if c != NONE)
-        self._none = head.classes.index(NONE)
         self._others = np.array([i for i, c in enumerate(head.classes) if c != NONE])
 
     def scores(self, batch: Batch) -> npt.NDArray[np.float32]:

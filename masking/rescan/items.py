@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from masking.digest import content_sha256
 from masking.errors import MaskingError
 from masking.media import is_stream_url, media_kind
 from masking.rescan.manifest import Fleet, FleetCamera
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 # Bumped when the per-item result format changes: old results are then redone.
 RESULT_VERSION = 1
-_CHUNK = 1 << 20
 
 Hasher = Callable[[Path], str]
 Prober = Callable[[Path], "float | None"]
@@ -64,15 +64,6 @@ def segment_label(source: str, segment: tuple[float, float | None] | list[Any] |
         return source
     start, end = segment
     return f"{source}#t={start:g}" + (f",{end:g}" if end is not None else "")
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's content."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def settings_key(settings: dict[str, Any]) -> str:
@@ -138,7 +129,7 @@ def _expand_entry(entry: str) -> tuple[list[tuple[str, str]], str | None]:
 def plan_items(
     fleet: Fleet,
     settings: dict[str, Any],
-    hasher: Hasher = file_sha256,
+    hasher: Hasher = content_sha256,
     segment_seconds: float | None = None,
     prober: Prober = video_seconds,
 ) -> list[WorkItem]:

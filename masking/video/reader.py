@@ -112,7 +112,6 @@ class VideoReader:
             pix_fmt=str(ctx.pix_fmt) if ctx.pix_fmt else None,
             duration_s=duration,
         )
-        self.frames_read = 0
         self.other_streams = len(self._container.streams) - 1  # audio, subtitles, data: not read
 
     @property
@@ -165,7 +164,6 @@ class VideoReader:
                 tb = Fraction(frame.time_base) if frame.time_base is not None else self.info.time_base
                 yield VideoFrame(image=image, pts=frame.pts, time_base=tb, index=index)
                 index += 1
-                self.frames_read = index
         declared = self.info.frames
         if declared is not None and packets < declared:
             raise InputError(
