@@ -64,7 +64,7 @@ def _with_tiles(whole: Detections, tiles: list[Detections], iou: float) -> Detec
         match = _same_objects(d, whole, iou)
         if match.size:
             conf = np.maximum(conf, np.where(match, d.confidence[:, None], 0.0).max(axis=0))
-        parts.append(d[~match.any(axis=1)] if match.size else d)
+        parts.append(d[np.asarray(~match.any(axis=1), bool)] if match.size else d)
     parts[0] = Detections(whole.xyxy, conf.astype(np.float32), whole.class_id, whole.class_names)
     return Detections.merge(parts)
 

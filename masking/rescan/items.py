@@ -108,7 +108,7 @@ def _expand_entry(entry: str) -> tuple[list[tuple[str, str]], str | None]:
         return [(entry, "stream")], None
     if any(ch in entry for ch in "*?["):
         matches = sorted(Path(m) for m in glob.glob(entry, recursive=True))
-        found = [(str(m.resolve()), k) for m in matches if m.is_file() and (k := media_kind(m))]
+        found: list[tuple[str, str]] = [(str(m.resolve()), k) for m in matches if m.is_file() and (k := media_kind(m))]
         return (found, None) if found else ([], f"glob {entry} matched no image or video file")
     p = Path(entry)
     if p.is_dir():

@@ -96,7 +96,7 @@ def _thumbnail(result: Any, camera: Any) -> bytes | None:
         return None
     h, w = frame.shape[:2]
     scale = min(1.0, THUMB_SIDE / max(h, w))
-    img = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    img = np.asarray(cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), np.uint8)
     th, tw = img.shape[:2]
     if camera is not None and camera.zones:
         img = draw_zones(img, camera, labels=False)
