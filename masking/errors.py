@@ -42,9 +42,5 @@ class DetectorError(MaskingError):
     """A detector failed while running; the pipeline fails closed when it sees one."""
 
 
-class DetectorTimeout(DetectorError):
-    """A detector did not answer within its deadline."""
-
-
 class StoreError(MaskingError):
     """The rescan result store could not be read or written."""

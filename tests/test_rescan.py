@@ -75,6 +75,7 @@ def test_rescan_dev_photos_report_csv_json_same_results_as_audit(tmp_path: Path,
     assert img is not None and max(img.shape[:2]) == 320
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_items_and_picks_up_new_and_changed_files(tmp_path: Path, dev_dir: Path) -> None:
     names = PHOTOS[:5]
     local = tmp_path / "photos"
@@ -287,6 +288,7 @@ def http_clip(office_clip: Path) -> Iterator[str]:
     server.server_close()
 
 
+@pytest.mark.slow
 def test_stream_url_is_sampled_for_its_seconds(tmp_path: Path, http_clip: str) -> None:
     (tmp_path / "fleet.yaml").write_text(
         f"cameras:\n  - camera_id: lobby\n    footage: ['{http_clip}']\n    stream_seconds: 3\n")

@@ -5,15 +5,14 @@ Public surface (used by `masking audit` and by fleet rescans):
 `Evidence`, `ProposedMask`, `SCHEMA_VERSION`, `results_document`.
 """
 
+from masking.art7 import ARTICLE_7, article_for
 from masking.audit.auditor import Auditor, sample_video, tile_grid
 from masking.audit.result import (
-    ARTICLE_7,
     SCHEMA_VERSION,
     AuditFrame,
     AuditResult,
     Evidence,
     ProposedMask,
-    article_for,
     results_document,
 )
 from masking.audit.settings import AuditSettings, settings_from

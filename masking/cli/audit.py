@@ -15,8 +15,7 @@ from pathlib import Path
 from masking._atomic import atomic_write
 from masking.cli._audit_options import add_audit_settings_options, audit_settings_from_args
 from masking.errors import InputError
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".ts", ".webm", ".m4v"})
+from masking.media import media_kind
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=(
             "Judge whether a camera's view, with its zones masked, shows an Art. 7 place (guest room, "
             "dormitory, bathroom, toilet, shower, changing room). Evidence comes from the detectors' "
-            "classes mapped in models/registry.yaml; evidence under privacy_mask/prohibited_view zones "
+            "classes mapped in the model registry; evidence under privacy_mask/prohibited_view zones "
             "counts as masked. Exit status: 0 all compliant, 1 any violation or review, 2 bad usage/input."
         ),
     )
@@ -46,14 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _expand(inputs: list[Path]) -> list[Path]:
-    from masking.video.images import is_image_path
-
     out: list[Path] = []
     for p in inputs:
         if p.is_dir():
             found = sorted(
                 f for f in p.iterdir()
-                if f.is_file() and not f.name.startswith(".") and (is_image_path(f) or f.suffix.lower() in VIDEO_SUFFIXES)
+                if f.is_file() and not f.name.startswith(".") and media_kind(f) is not None
             )
             if not found:
                 raise InputError(f"{p}: folder holds no images or clips")

@@ -18,9 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from masking.digest import content_sha256
 from masking.rescan.combine import combine_results, deciding_item
 from masking.rescan.engines import Engine, make_engine
-from masking.rescan.items import WorkItem, file_sha256, plan_items
+from masking.rescan.items import WorkItem, plan_items
 from masking.rescan.manifest import Fleet, FleetCamera
 from masking.rescan.store import ItemOutcome, Store
 
@@ -240,7 +241,7 @@ def run_rescan(
     items and those finished before)."""
     t0 = time.perf_counter()
     keyed = {**options.settings, "_factory": options.factory} if options.factory else options.settings
-    items = plan_items(fleet, keyed, hasher=lambda p: store.cached_hash(p, file_sha256),
+    items = plan_items(fleet, keyed, hasher=lambda p: store.cached_hash(p, content_sha256),
                        segment_seconds=options.segment_seconds)
     engine_name = _engine_name(options)
     run_id = store.start_run(engine_name, options.workers if not options.scheduler else 0, fleet.source, options.settings)

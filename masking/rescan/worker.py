@@ -11,14 +11,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import math
 import os
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from fractions import Fraction
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,34 +86,6 @@ def _auditor(settings: dict[str, Any], factory: str | None) -> Any:
     return cache[key]
 
 
-def _window_frames(source: str, start_s: float, end_s: float, fps: float, max_frames: int) -> Iterator[Any]:
-    """AuditFrames of a file or stream between `start_s` and `end_s` (seconds from its first frame,
-    by PTS), sampled at `fps`, at most `max_frames`. Frames before the window are decoded and
-    skipped (the reader does not seek)."""
-    from masking.audit import AuditFrame
-    from masking.video.reader import VideoReader
-
-    step = 1.0 / fps
-    next_t = start_s
-    first: float | None = None
-    taken = 0
-    with VideoReader(source) as reader:
-        for vf in reader:
-            tb = vf.time_base or reader.info.time_base
-            t = float(vf.pts * Fraction(tb)) if vf.pts is not None else vf.index / float(reader.info.fps)
-            if first is None:
-                first = t
-            rel = t - first
-            if rel >= end_s:
-                break
-            if rel + 1e-6 >= next_t:
-                yield AuditFrame(vf.image, vf.index, t)
-                taken += 1
-                next_t += step
-                if taken >= max_frames:
-                    break
-
-
 def _thumbnail(result: Any, camera: Any) -> bytes | None:
     """The evidence frame, downscaled, with the camera's zones, the evidence boxes and the proposed
     masks (dashed) drawn on it, as JPEG bytes."""
@@ -126,7 +96,7 @@ def _thumbnail(result: Any, camera: Any) -> bytes | None:
         return None
     h, w = frame.shape[:2]
     scale = min(1.0, THUMB_SIDE / max(h, w))
-    img = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    img = np.asarray(cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), np.uint8)
     th, tw = img.shape[:2]
     if camera is not None and camera.zones:
         img = draw_zones(img, camera, labels=False)
@@ -149,6 +119,7 @@ def run_item(spec: dict[str, Any]) -> dict[str, Any]:
     Returns {item_id, ok, result, thumbnail, duration_s, worker} or {item_id, ok: False, error, ...};
     `duration_s` is the audit's time (reading, sampling, detection, thumbnail), not model loading.
     """
+    from masking.audit.auditor import sample_video
     from masking.config.zones import Camera
 
     t0 = time.perf_counter()
@@ -162,11 +133,11 @@ def run_item(spec: dict[str, Any]) -> dict[str, Any]:
         settings = spec["settings"]
         fps, max_frames = float(settings.get("sample_fps", 1.0)), int(settings.get("max_frames", 60))
         if kind == "stream":
-            frames = _window_frames(source, 0.0, float(spec["stream_seconds"]), fps, max_frames)
+            frames = sample_video(source, fps, max_frames, 0.0, float(spec["stream_seconds"]))
             result = auditor.audit_frames(frames, camera, source)
         elif kind == "video" and spec.get("segment"):
             start, end = spec["segment"]
-            frames = _window_frames(source, float(start), math.inf if end is None else float(end), fps, max_frames)
+            frames = sample_video(source, fps, max_frames, float(start), None if end is None else float(end))
             result = auditor.audit_frames(frames, camera, segment_label(source, spec["segment"]))
         elif kind in ("image", "video"):
             result = auditor.audit_path(Path(source), camera)

@@ -20,7 +20,6 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -76,9 +75,6 @@ class StatsSnapshot:
             + " "
             f"gaps={self.gaps} ({self.gap_seconds:.1f} s)"
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class CameraStats:

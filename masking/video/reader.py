@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from masking.errors import InputError
+from masking.media import is_url
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class StreamInfo:
         frames: frame count the container declares, or None when it does not say (streams).
         codec: decoder name, e.g. "h264".
         pix_fmt: the decoded pixel format, e.g. "yuv420p".
+        duration_s: length in seconds the container declares (frames / fps, else the stream's or
+            the container's duration), or None when it does not say (live streams).
     """
 
     width: int
@@ -39,6 +42,7 @@ class StreamInfo:
     frames: int | None
     codec: str
     pix_fmt: str | None = None
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,6 @@ class VideoFrame:
     index: int
 
 
-def _is_url(source: str | Path) -> bool:
-    return isinstance(source, str) and "://" in source
-
-
 class VideoReader:
     """Read the first video stream of a file or URL (rtsp://, http://, ...) frame by frame.
 
@@ -76,7 +76,7 @@ class VideoReader:
 
     def __init__(self, source: str | Path, options: dict[str, str] | None = None) -> None:
         self.source = str(source)
-        if not _is_url(source) and not Path(source).is_file():
+        if not is_url(source) and not Path(source).is_file():
             raise InputError(f"{self.source}: no such video file")
         try:
             self._container = av.open(self.source, mode="r", options=options or {})
@@ -93,16 +93,25 @@ class VideoReader:
             self._container.close()
             raise InputError(f"{self.source}: video stream has no frame size or frame rate")
         tb = self._stream.time_base or Fraction(1, 90000)
+        frames = int(self._stream.frames) or None
+        if frames:
+            duration: float | None = frames / float(rate)
+        elif self._stream.duration:
+            duration = float(self._stream.duration * Fraction(tb))
+        elif self._container.duration:
+            duration = self._container.duration / av.time_base
+        else:
+            duration = None
         self.info = StreamInfo(
             width=int(ctx.width),
             height=int(ctx.height),
             fps=Fraction(rate),
             time_base=Fraction(tb),
-            frames=int(self._stream.frames) or None,
+            frames=frames,
             codec=str(ctx.name),
             pix_fmt=str(ctx.pix_fmt) if ctx.pix_fmt else None,
+            duration_s=duration,
         )
-        self.frames_read = 0
         self.other_streams = len(self._container.streams) - 1  # audio, subtitles, data: not read
 
     @property
@@ -155,7 +164,6 @@ class VideoReader:
                 tb = Fraction(frame.time_base) if frame.time_base is not None else self.info.time_base
                 yield VideoFrame(image=image, pts=frame.pts, time_base=tb, index=index)
                 index += 1
-                self.frames_read = index
         declared = self.info.frames
         if declared is not None and packets < declared:
             raise InputError(
