@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gettext
 import io
-from functools import cache, lru_cache
+from functools import lru_cache
 from importlib import resources
 
 from babel.messages.mofile import write_mo
@@ -45,7 +45,7 @@ def normalize_language(value: str | None) -> str:
     raise ConfigError(f"language {value!r}: expected one of {', '.join(LANGUAGES)}")
 
 
-@cache
+@lru_cache(maxsize=None)
 def translations(language: str, domain: str) -> gettext.NullTranslations:
     """The catalogue of one language and domain (English and missing catalogues: identity)."""
     if domain not in DOMAINS:

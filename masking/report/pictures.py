@@ -14,7 +14,7 @@ goes round a company by mail), so by default a picture shows what the camera rec
    banner on it says why (`Picture.privacy == "blurred"`);
 4. the picture is downscaled to `PICTURE_SIDE` pixels on its long side and annotated (zones,
    evidence boxes, proposed masks) with `masking.annotate.annotate`, then encoded as JPEG
-   quality `JPEG_QUALITY` (about 10-25 kB).
+   quality `JPEG_QUALITY` with optimised Huffman tables (about 14 kB on the dev photos).
 
 `show_unmasked=True` (`masking audit/rescan --show-unmasked`) skips steps 1-3: for an inspector
 looking at one camera, who needs to see what the evidence is.
@@ -144,7 +144,7 @@ def downscale(image: Image, side: int = PICTURE_SIDE) -> Image:
 
 
 def encode_jpeg(image: Image, quality: int = JPEG_QUALITY) -> bytes:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_OPTIMIZE, 1])
     if not ok:
         raise OutputError("cannot encode a report picture as JPEG")
     return bytes(buf.tobytes())
