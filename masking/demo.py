@@ -152,15 +152,16 @@ def step_audit(ctx: DemoContext) -> None:
 
     from masking._atomic import atomic_write
     from masking.audit import Auditor, AuditSettings, audit_json_document
-    from masking.audit.report import audit_picture, write_audit_report
+    from masking.audit.report import audit_picture, render_audit_pages
     from masking.report.pictures import PrivacyFilter
+    from masking.report.render import write_pages
 
     settings = AuditSettings()
     result = Auditor(settings).audit_path(ctx.snapshot, ctx.camera())
     doc = audit_json_document([result], settings.model_dump(), str(ctx.zones))
     atomic_write(ctx.out / "audit.json", json.dumps(doc, indent=2) + "\n", "JSON")
     picture = audit_picture(result, ctx.camera(), PrivacyFilter())
-    write_audit_report(ctx.out / "audit.html", [result], [picture], zones_file=str(ctx.zones))
+    write_pages(render_audit_pages([result], [picture], zones_file=str(ctx.zones), path=ctx.out / "audit.html"))
     ctx.add(f"audit ({result.verdict}) JSON", ctx.out / "audit.json")
     ctx.add("audit report", ctx.out / "audit.html")
 

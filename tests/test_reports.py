@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pytest
 
 from masking.audit import AuditFrame, Auditor, AuditResult, AuditSettings
-from masking.audit.report import audit_picture, render_audit_pages, write_audit_report
+from masking.audit.report import audit_picture, render_audit_pages
 from masking.cli import main
 from masking.config.zones import Camera
 from masking.detect.base import FakeDetector
@@ -25,7 +25,7 @@ from masking.i18n import translations
 from masking.masks.apply import ZoneMasker
 from masking.models.registry import EvidenceRule
 from masking.report.pictures import PICTURE_SIDE, PrivacyFilter, report_picture
-from masking.report.render import PAGE_SIZE, anchors, environment
+from masking.report.render import PAGE_SIZE, anchors, environment, write_pages
 from masking.rescan.report import render_rescan_pages
 from masking.rescan.runner import RescanResult
 
@@ -277,7 +277,7 @@ def test_a_500_image_audit_report_stays_small_and_pages(tmp_path: Path, dev_dir:
         pictures.append(audit_picture(r, camera, privacy))
         r.snapshot = None
         results.append(r)
-    paths = write_audit_report(tmp_path / "audit.html", results, pictures, lang="zh")
+    paths = write_pages(render_audit_pages(results, pictures, lang="zh", path=tmp_path / "audit.html"))
     assert [p.name for p in paths] == ["audit.html", "audit-2.html", "audit-3.html"]
     sizes = [p.stat().st_size for p in paths]
     assert max(sizes) < 5_000_000 and sum(sizes) < 12_000_000, sizes  # was one 107 MB file (full-size JPEGs)
@@ -343,7 +343,6 @@ def test_pictures_fail_closed_without_a_face_model(
     assert lap(img) < 0.05 * lap(shown)  # no detail left below the banner
 
 
-@pytest.mark.slow
 def test_audit_and_rescan_cli_pictures_hide_faces_unless_asked(tmp_path: Path, dev_dir: Path) -> None:
     photo = dev_dir / "images" / f"{FACES_PHOTO}.jpg"
     fleet = tmp_path / "fleet"

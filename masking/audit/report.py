@@ -16,7 +16,7 @@ from typing import Any
 from masking.audit.result import AuditResult, zones_snippet
 from masking.config.zones import Camera
 from masking.report.pictures import Picture, PrivacyFilter, report_picture
-from masking.report.render import anchors, chunks, navigation, page_paths, render, write_pages
+from masking.report.render import anchors, chunks, navigation, page_paths, render
 
 VERDICTS = ("violation", "review", "compliant")
 
@@ -40,7 +40,8 @@ def render_audit_pages(
     show_unmasked: bool = False,
     path: Path = Path("report.html"),
 ) -> list[tuple[Path, str]]:
-    """The report's pages as (file path, HTML): one per `PAGE_SIZE` results.
+    """The report's pages as (file path, HTML): one per `PAGE_SIZE` results (write them with
+    `masking.report.render.write_pages`).
 
     `pictures[i]` is `results[i]`'s picture (see `audit_picture`); `failures` are
     `{"input", "error"}` of the inputs that could not be audited (listed on the first page).
@@ -73,19 +74,3 @@ def render_audit_pages(
                           failures=failures if n == 0 else [], index=index if n == 0 else [], **common))
         for n, page in enumerate(pages)
     ]
-
-
-def write_audit_report(
-    path: Path,
-    results: Sequence[AuditResult],
-    pictures: Sequence[Picture | None],
-    failures: Sequence[Mapping[str, str]] = (),
-    *,
-    lang: str = "en",
-    zones_file: str | None = None,
-    show_unmasked: bool = False,
-) -> list[Path]:
-    """Write the report's pages atomically; returns their paths (`path` first)."""
-    pages = render_audit_pages(results, pictures, failures, lang=lang, zones_file=zones_file,
-                               show_unmasked=show_unmasked, path=path)
-    return write_pages([p for p, _ in pages], [html for _, html in pages])

@@ -83,10 +83,11 @@ def _expand(inputs: list[Path]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     """Audit every input; 0 all compliant, 1 any violation/review, 3 some inputs failed."""
     from masking.audit import Auditor, audit_json_document
-    from masking.audit.report import audit_picture, write_audit_report
+    from masking.audit.report import audit_picture, render_audit_pages
     from masking.cli import EXIT_FINDINGS, EXIT_ITEMS_FAILED, EXIT_OK, show_progress
     from masking.config.zones import load_zones
     from masking.report.pictures import PrivacyFilter
+    from masking.report.render import write_pages
 
     settings = audit_settings_from_args(args)
     camera = None
@@ -140,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
             "JSON",
         )
     if args.report:
-        write_audit_report(args.report, results, pictures, failures, lang=args.lang, zones_file=zones_file,
-                           show_unmasked=args.show_unmasked)
+        write_pages(render_audit_pages(results, pictures, failures, lang=args.lang, zones_file=zones_file,
+                                       show_unmasked=args.show_unmasked, path=args.report))
     if failures:
         print(f"audit: {len(failures)} of {len(paths)} input(s) could not be audited", file=sys.stderr)
         return EXIT_ITEMS_FAILED

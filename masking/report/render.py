@@ -136,8 +136,8 @@ def navigation(paths: Sequence[Path], current: int) -> list[dict[str, Any]]:
     return [{"number": i + 1, "href": p.name, "current": i == current} for i, p in enumerate(paths)]
 
 
-def write_pages(paths: Sequence[Path], pages: Sequence[str], what: str = "report") -> list[Path]:
-    """Write each page atomically; returns the paths."""
-    for path, page in zip(paths, pages, strict=True):
-        atomic_write(path, page.encode("utf-8"), what)
-    return list(paths)
+def write_pages(pages: Sequence[tuple[Path, str]], what: str = "report") -> list[Path]:
+    """Write each (path, HTML) page atomically; returns the paths."""
+    for path, html in pages:
+        atomic_write(path, html.encode("utf-8"), what)
+    return [path for path, _ in pages]

@@ -88,8 +88,8 @@ def write_outputs(
     paths = {"json": out / "results.json", "csv": out / "results.csv", "html": out / "report.html"}
     atomic_write(paths["json"], (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode())
     atomic_write(paths["csv"], csv_text(res).encode())
-    pages = render_rescan_pages(doc, res.thumbnails, lang=lang, show_unmasked=show_unmasked, path=paths["html"])
-    written = write_pages([p for p, _ in pages], [html for _, html in pages])
+    written = write_pages(render_rescan_pages(doc, res.thumbnails, lang=lang, show_unmasked=show_unmasked,
+                                              path=paths["html"]))
     return {**paths, **{f"page{i + 1}": p for i, p in enumerate(written)}}
 
 
