@@ -27,6 +27,7 @@ from masking.audit import Auditor, AuditSettings
 from masking.cli import main
 from masking.detect.base import FakeDetector, bright_box_script
 from masking.errors import DetectorError, StoreError
+from masking.report.render import anchors
 from masking.rescan.store import SCHEMA_VERSION, Store
 
 
@@ -66,9 +67,10 @@ def test_rescan_dev_photos_report_csv_json_same_results_as_audit(tmp_path: Path,
     page = (out / "report.html").read_text()
     assert "<script>" in page and "th.s" in page and "http" not in page.split("<body", 1)[1].replace(str(dev_dir), "")
     assert page.count('src="data:image/jpeg;base64,') == len(PHOTOS)
+    ids = anchors(PHOTOS, "cam")
     for cid in PHOTOS:
-        assert f'href="#cam-{cid}"' in page and f'id="cam-{cid}"' in page
-    assert f"<b>{s['violation']}</b>violations" in page
+        assert f'href="#{ids[cid]}"' in page and f'id="{ids[cid]}"' in page
+    assert f"<b>{s['violation']}</b>violation" in page
     thumb = sqlite3.connect(out / "rescan.sqlite").execute(
         "SELECT thumbnail FROM cameras WHERE camera_id = 'bathroom_001'").fetchone()[0]
     img = cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR)

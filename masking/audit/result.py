@@ -160,11 +160,18 @@ class AuditResult:
         }
 
 
-def results_document(results: list[AuditResult], settings: dict[str, Any], zones_file: str | None) -> dict[str, Any]:
-    """The whole `--json` document: schema version, settings used, one object per input."""
+def audit_json_document(
+    results: list[AuditResult],
+    settings: dict[str, Any],
+    zones_file: str | None,
+    failures: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The whole `--json` document: schema version, settings used, one object per audited input,
+    and `failures`: `{"input", "error"}` of each input that could not be audited."""
     return {
         "schema_version": SCHEMA_VERSION,
         "zones_file": zones_file,
         "settings": settings,
         "results": [r.to_dict() for r in results],
+        "failures": list(failures or []),
     }

@@ -13,7 +13,7 @@ from masking.errors import MaskingError
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # audit/rescan: some input is `violation` or `review`
 EXIT_USAGE = 2  # bad usage, bad config or unreadable input
-EXIT_ITEMS_FAILED = 3  # rescan: some items failed after retries
+EXIT_ITEMS_FAILED = 3  # rescan: some items failed after retries; audit: some inputs could not be audited
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -66,6 +66,11 @@ class RescanOptions(BaseModel):
         None, description="`module:function(settings, threads) -> Auditor` building the auditor on workers; "
         "default masking.audit.Auditor. A seam for tests and custom detectors."
     )
+    show_unmasked: bool = Field(
+        False, description="Store thumbnails without masking the camera's zones or blurring faces "
+        "(default: masked as recorded, faces blurred). Not part of an item's key: done items keep their "
+        "thumbnails until --force."
+    )
 
 
 @dataclass
@@ -127,6 +132,7 @@ def _spec(item: WorkItem, cam: FleetCamera, options: RescanOptions) -> dict[str,
         "camera": cam.zones.model_dump(mode="json") if cam.zones is not None else None,
         "settings": options.settings,
         "factory": options.factory,
+        "show_unmasked": options.show_unmasked,
     }
 
 

@@ -21,16 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
-import numpy.typing as npt
 
 from masking.errors import ConfigError, MaskingError
 from masking.rescan.items import segment_label
 
 log = logging.getLogger(__name__)
 
-THUMB_SIDE = 320  # thumbnail long side in pixels: readable in a table, ~15 kB as JPEG
-_THUMB_QUALITY = 80
 _THREADS: int | None = None
 _FACTORY: str | None = None
 _LOCAL = threading.local()
@@ -86,35 +82,30 @@ def _auditor(settings: dict[str, Any], factory: str | None) -> Any:
     return cache[key]
 
 
-def _thumbnail(result: Any, camera: Any) -> bytes | None:
-    """The evidence frame, downscaled, with the camera's zones, the evidence boxes and the proposed
-    masks (dashed) drawn on it, as JPEG bytes."""
-    from masking.annotate import draw_boxes, draw_polygon, draw_zones
+def _privacy(show_unmasked: bool) -> Any:
+    """One `PrivacyFilter` per worker thread (its face model is loaded once, then reused)."""
+    from masking.report.pictures import PrivacyFilter
 
-    frame: npt.NDArray[np.uint8] | None = getattr(result, "snapshot", None)
-    if frame is None:
-        return None
-    h, w = frame.shape[:2]
-    scale = min(1.0, THUMB_SIDE / max(h, w))
-    img = np.asarray(cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), np.uint8)
-    th, tw = img.shape[:2]
-    if camera is not None and camera.zones:
-        img = draw_zones(img, camera, labels=False)
-    shown = [e for e in result.evidence if getattr(result, "snapshot_frame", None) in (None, e.frame)]
-    if shown:
-        boxes = np.array([e.xyxy_norm for e in shown], np.float64) * np.array([tw, th, tw, th], np.float64)
-        colors = [(0, 200, 0) if e.masked else (0, 0, 255) for e in shown]
-        draw_boxes(img, boxes, colors, labels=[e.class_name for e in shown], thickness=1)
-    for m in result.proposed_masks:
-        pts = np.asarray(m.polygon, np.float64).reshape(-1, 2) * np.array([tw, th], np.float64)
-        draw_polygon(img, pts, (0, 220, 255), dashed=True, thickness=2)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, _THUMB_QUALITY])
-    return bytes(buf) if ok else None
+    cache: dict[bool, Any] = _LOCAL.__dict__.setdefault("privacy", {})
+    if show_unmasked not in cache:
+        cache[show_unmasked] = PrivacyFilter(show_unmasked=show_unmasked, threads=_THREADS or 1)
+    return cache[show_unmasked]
+
+
+def _thumbnail(result: Any, camera: Any, show_unmasked: bool = False) -> bytes | None:
+    """The evidence frame as the report shows it (`masking.audit.report.audit_picture`: zones
+    masked as recorded and faces blurred unless `show_unmasked`, downscaled to 320 px, annotated),
+    as JPEG bytes."""
+    from masking.audit.report import audit_picture
+
+    picture = audit_picture(result, camera, _privacy(show_unmasked))
+    return picture.jpeg if picture is not None else None
 
 
 def run_item(spec: dict[str, Any]) -> dict[str, Any]:
     """Audit one item. `spec`: item_id, kind (image|video|stream), source, stream_seconds, segment
-    ([start, end] seconds of a clip, or None for all of it), camera (zones Camera as a dict, or None), settings (AuditSettings as a dict), factory.
+    ([start, end] seconds of a clip, or None for all of it), camera (zones Camera as a dict, or None), settings (AuditSettings as a dict), factory,
+    show_unmasked (optional: thumbnail without masking zones and blurring faces).
 
     Returns {item_id, ok, result, thumbnail, duration_s, worker} or {item_id, ok: False, error, ...};
     `duration_s` is the audit's time (reading, sampling, detection, thumbnail), not model loading.
@@ -143,7 +134,8 @@ def run_item(spec: dict[str, Any]) -> dict[str, Any]:
             result = auditor.audit_path(Path(source), camera)
         else:
             raise ConfigError(f"item {spec['item_id']}: unknown kind {kind!r}")
-        out.update(ok=True, result=result.to_dict(), thumbnail=_thumbnail(result, camera))
+        out.update(ok=True, result=result.to_dict(),
+                   thumbnail=_thumbnail(result, camera, bool(spec.get("show_unmasked"))))
     except MaskingError as exc:
         out.update(ok=False, error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:
