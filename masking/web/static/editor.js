@@ -11,6 +11,7 @@ import { ring, round5, toModel, uniqueId } from "./model.js";
 const NS = "http://www.w3.org/2000/svg";
 const CLOSE_PX = 10; // a click this close (screen pixels) to the first point closes the polygon
 const HANDLE_PX = 6;
+const DOUBLE_MS = 450; // two presses on one vertex within this time delete it (a double-click)
 
 function el(name, attrs, parent) {
   const node = document.createElementNS(NS, name);
@@ -40,6 +41,7 @@ export class Editor {
     this.H = 720;
     this.vb = { x: 0, y: 0, w: this.W, h: this.H };
     this.drag = null;
+    this.lastPress = null;
     this.pan = null;
     this.cursor = null;
     this.spaceDown = false;
@@ -47,7 +49,6 @@ export class Editor {
     svg.addEventListener("pointermove", (e) => this.onMove(e));
     svg.addEventListener("pointerup", (e) => this.onUp(e));
     svg.addEventListener("pointercancel", (e) => this.onUp(e));
-    svg.addEventListener("dblclick", (e) => this.onDouble(e));
     svg.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });
     svg.addEventListener("contextmenu", (e) => e.preventDefault());
     new ResizeObserver(() => this.render()).observe(svg);
@@ -136,6 +137,14 @@ export class Editor {
     const cls = e.target.classList;
     if (cls.contains("handle")) {
       const sel = { zone: +d.zone, ring: +d.ring, vertex: +d.vertex };
+      const key = `${sel.zone}/${sel.ring}/${sel.vertex}`;
+      const now = performance.now();
+      if (this.lastPress && this.lastPress.key === key && now - this.lastPress.time < DOUBLE_MS) {
+        this.lastPress = null; // a double press deletes the vertex
+        this.deleteVertex(sel.zone, sel.ring, sel.vertex);
+        return;
+      }
+      this.lastPress = { key, time: now };
       store.select(sel);
       this.drag = { ...sel, moved: false, inserted: false };
       this.svg.setPointerCapture(e.pointerId);
@@ -188,12 +197,6 @@ export class Editor {
       this.pan = null;
       this.svg.classList.remove("panning");
     }
-  }
-
-  onDouble(e) {
-    if (this.store.mode !== "select" || !e.target.classList.contains("handle")) return;
-    const d = e.target.dataset;
-    this.deleteVertex(+d.zone, +d.ring, +d.vertex);
   }
 
   onWheel(e) {
