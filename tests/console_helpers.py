@@ -47,6 +47,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
+def zones_file(folder: Path) -> Path:
+    """ZONES_TEXT written as folder/zones.yaml."""
+    path = folder / "zones.yaml"
+    path.write_text(ZONES_TEXT, encoding="utf-8")
+    return path
+
+
 def make_console(zones: Path, snapshots: dict[str, str] | None = None,
                  make_auditor: Callable[[], Auditor] = Auditor, lang: str | None = None) -> Console:
     snaps: dict[str, Snapshot] = {cid: open_snapshot(v) for cid, v in (snapshots or {}).items()}

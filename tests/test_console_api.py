@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from console_helpers import ZONES_TEXT, client, make_console
+from console_helpers import ZONES_TEXT, client, make_console, zones_file
 
 from masking.audit import Auditor, results_document, settings_from
 from masking.cli import main
@@ -34,9 +34,7 @@ WEB = ROOT / "masking" / "web"
 
 @pytest.fixture
 def zones(tmp_path: Path) -> Path:
-    path = tmp_path / "zones.yaml"
-    path.write_text(ZONES_TEXT, encoding="utf-8")
-    return path
+    return zones_file(tmp_path)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from console_helpers import CHROMIUM, CHROMIUM_ARGS, ZONES_TEXT, make_console, serve
+from console_helpers import CHROMIUM, CHROMIUM_ARGS, make_console, serve, zones_file
 from playwright.sync_api import sync_playwright
 
 from masking.cli import main
@@ -88,9 +88,7 @@ def _open(browser: Any, server: WebServer, zones: Path, locale: str = "en-US", c
 
 @pytest.fixture
 def zones(tmp_path: Path) -> Path:
-    path = tmp_path / "zones.yaml"
-    path.write_text(ZONES_TEXT, encoding="utf-8")
-    return path
+    return zones_file(tmp_path)
 
 
 @pytest.fixture

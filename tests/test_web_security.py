@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_helpers import BASE, HOST, PORT, TOKEN, ZONES_TEXT, client, make_console
+from console_helpers import BASE, HOST, PORT, TOKEN, client, make_console, zones_file
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -21,9 +21,7 @@ from masking.web.console import STATIC_DIR
 
 @pytest.fixture
 def zones(tmp_path: Path) -> Path:
-    path = tmp_path / "zones.yaml"
-    path.write_text(ZONES_TEXT, encoding="utf-8")
-    return path
+    return zones_file(tmp_path)
 
 
 @pytest.fixture

@@ -53,40 +53,34 @@ class Snapshot(Protocol):
 
 
 @dataclass
-class ImageSnapshot:
-    """A still image file; read again when it changes on disk."""
+class _FileSnapshot:
+    """A picture from a file; audits read the file as `masking audit` does."""
 
     path: Path
 
     @property
     def name(self) -> str:
         return str(self.path)
-
-    def frame(self, fresh: bool = False) -> Image:
-        return read_image(self.path)
 
     def audit(self, auditor: Auditor, camera: Camera | None) -> AuditResult:
         return auditor.audit_path(self.path, camera)
 
 
-@dataclass
-class VideoSnapshot:
-    """A video file: its first frame is the picture; audits sample the clip as `masking audit` does."""
+class ImageSnapshot(_FileSnapshot):
+    """A still image file; read again on each request (it may be replaced on disk)."""
 
-    path: Path
+    def frame(self, fresh: bool = False) -> Image:
+        return read_image(self.path)
 
-    @property
-    def name(self) -> str:
-        return str(self.path)
+
+class VideoSnapshot(_FileSnapshot):
+    """A video file: its first frame is the picture; audits sample the clip."""
 
     def frame(self, fresh: bool = False) -> Image:
         with VideoReader(self.path) as reader:
             for vf in reader.frames("bgr24"):
                 return np.ascontiguousarray(vf.image)
         raise InputError(f"{self.path}: holds no video frame")
-
-    def audit(self, auditor: Auditor, camera: Camera | None) -> AuditResult:
-        return auditor.audit_path(self.path, camera)
 
 
 class StreamSnapshot:

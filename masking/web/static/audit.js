@@ -1,18 +1,8 @@
 // The audit panel: the verdict of `masking audit` on the picture with the draft zones, its evidence
 // and the proposed masks, each with an "Accept" button that adds it as a zone.
 
+import { h } from "./dom.js";
 import { t } from "./i18n.js";
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, String(value));
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
 
 const CATEGORIES = () => ({
   guest_room: t("Guest room"),

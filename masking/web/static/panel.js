@@ -1,20 +1,9 @@
 // The side table: one card per zone with its id, kind, style and exact coordinates, and the errors
 // the server found next to the zone and field they name.
 
+import { h } from "./dom.js";
 import { t } from "./i18n.js";
 import { KINDS, STYLE_DEFAULTS, ring } from "./model.js";
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
 
 const KIND_LABELS = () => ({
   privacy_mask: t("Privacy mask"),
