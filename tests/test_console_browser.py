@@ -273,8 +273,8 @@ def test_masked_view_is_the_servers_masker_refreshed_after_each_edit(browser: An
     saved = load_zones(zones).camera("corridor-3f")
     assert served == [_jpeg(ZoneMasker(saved).apply(img.copy()))]
     card = s.page.locator('.zone-card[data-zone-id="door-301"]')
-    card.locator('select[data-field="kind"]').select_option("watch")  # a watch zone is not masked
-    s.page.wait_for_timeout(400)  # the preview is asked for 250 ms after an edit
+    with s.page.expect_request("**/preview.jpg"):  # asked for 250 ms after the edit
+        card.locator('select[data-field="kind"]').select_option("watch")  # a watch zone is not masked
     s.settle()
     raw = {"cameras": [{"camera_id": "corridor-3f", "zones": [
         {"id": "door-301", "kind": "watch", "polygon": [[0.02, 0.18], [0.16, 0.26], [0.16, 0.86], [0.02, 0.98]]},

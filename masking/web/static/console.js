@@ -27,6 +27,7 @@ function status(message, kind = "") {
   node.className = kind;
 }
 
+/** Counts the page's work in flight (body[data-pending]); every user action runs through it whole. */
 async function busy(promise) {
   pending += 1;
   document.body.dataset.pending = String(pending);
@@ -93,7 +94,7 @@ async function loadPicture(fresh = false) {
     editor.setSize(1280, 720);
     return;
   }
-  const blob = await busy(api.snapshot(info.camera_id, fresh));
+  const blob = await api.snapshot(info.camera_id, fresh);
   const bitmap = await createImageBitmap(blob);
   if (pictureUrl) URL.revokeObjectURL(pictureUrl);
   pictureUrl = URL.createObjectURL(blob);
@@ -106,14 +107,14 @@ async function loadPicture(fresh = false) {
 function schedulePreview(delay = 250) {
   if (!$("#masked-view").checked) return;
   clearTimeout(previewTimer);
-  previewTimer = setTimeout(refreshPreview, delay);
+  previewTimer = setTimeout(() => busy(refreshPreview()), delay);
 }
 
 async function refreshPreview() {
   const seq = ++previewSeq;
   const id = store.cameraId;
   try {
-    const blob = await busy(api.preview(id, toCamera(store.camera)));
+    const blob = await api.preview(id, toCamera(store.camera));
     if (seq !== previewSeq || id !== store.cameraId || !$("#masked-view").checked) return;
     if (maskedUrl) URL.revokeObjectURL(maskedUrl);
     maskedUrl = URL.createObjectURL(blob);
@@ -147,22 +148,30 @@ function fillCameraLists() {
 
 async function loadCamera(id) {
   document.body.dataset.ready = "0";
-  const camera = await busy(api.camera(id));
+  const camera = await api.camera(id);
   store.proposals = [];
   store.load(camera);
   fillCameraLists();
   const info = currentInfo();
   $("#site").textContent = (info && info.site) || "";
   history.replaceState(null, "", `#camera=${encodeURIComponent(id)}`);
-  await loadPicture();
+  let pictureError = null;
+  try {
+    await loadPicture();
+  } catch (err) {
+    pictureError = err;
+    setPicture(null);
+    editor.setSize(1280, 720);
+  }
   auditView.render(null, []);
   renderChrome();
-  status(t("Camera {id} loaded", { id }));
+  if (pictureError) status(`${t("No picture")}: ${pictureError.message}`, "error");
+  else status(t("Camera {id} loaded", { id }));
   document.body.dataset.ready = "1";
 }
 
 async function refreshCameraList() {
-  cameras = await busy(api.cameras());
+  cameras = await api.cameras();
   fillCameraLists();
 }
 
@@ -170,7 +179,7 @@ async function refreshCameraList() {
 async function save() {
   const id = store.cameraId;
   try {
-    await busy(api.save(id, toCamera(store.camera)));
+    await api.save(id, toCamera(store.camera));
     store.markSaved();
     store.setErrors([]);
     await refreshCameraList();
@@ -183,7 +192,7 @@ async function save() {
 async function runAudit() {
   status(t("Auditing…"));
   try {
-    const doc = await busy(api.audit(store.cameraId, toCamera(store.camera)));
+    const doc = await api.audit(store.cameraId, toCamera(store.camera));
     store.proposals = doc.results[0].proposed_masks.map((m) => ({ ...m }));
     store.setAudit(doc);
     auditView.render(doc, store.proposals);
@@ -207,7 +216,7 @@ function acceptProposal(k) {
 async function copyZones() {
   const from = $("#copy-from").value;
   if (!from) return;
-  const other = await busy(api.camera(from));
+  const other = await api.camera(from);
   const zones = toModel(other).zones;
   if (!zones.length) {
     status(t("Camera {id} has no zones", { id: from }));
@@ -231,7 +240,7 @@ function setTool(mode) {
 }
 
 // ------------------------------------------------------------------ wiring
-$("#save").addEventListener("click", save);
+$("#save").addEventListener("click", () => busy(save()));
 $("#undo").addEventListener("click", () => store.undo());
 $("#redo").addEventListener("click", () => store.redo());
 $("#tool-select").addEventListener("click", () => setTool("select"));
@@ -240,9 +249,9 @@ $("#tool-hole").addEventListener("click", () => setTool("hole"));
 $("#zoom-in").addEventListener("click", () => editor.zoomCentre(1 / 1.4));
 $("#zoom-out").addEventListener("click", () => editor.zoomCentre(1.4));
 $("#zoom-fit").addEventListener("click", () => editor.fit());
-$("#run-audit").addEventListener("click", runAudit);
-$("#copy").addEventListener("click", copyZones);
-$("#fresh").addEventListener("click", () => loadPicture(true).catch((err) => status(err.message, "error")));
+$("#run-audit").addEventListener("click", () => busy(runAudit()));
+$("#copy").addEventListener("click", () => busy(copyZones().catch((err) => status(err.message, "error"))));
+$("#fresh").addEventListener("click", () => busy(loadPicture(true).catch((err) => status(err.message, "error"))));
 $("#masked-view").addEventListener("change", () => {
   renderChrome();
   if ($("#masked-view").checked) schedulePreview(0);
@@ -254,7 +263,7 @@ $("#camera-select").addEventListener("change", async (e) => {
     e.target.value = store.cameraId;
     return;
   }
-  await loadCamera(id).catch((err) => status(err.message, "error"));
+  await busy(loadCamera(id).catch((err) => status(err.message, "error")));
 });
 
 document.addEventListener("keydown", (e) => {
@@ -268,7 +277,7 @@ document.addEventListener("keydown", (e) => {
     store.redo();
   } else if (mod && e.key.toLowerCase() === "s") {
     e.preventDefault();
-    save();
+    busy(save());
   } else if (typing) {
     return;
   } else if (e.key === " ") {
@@ -295,7 +304,7 @@ window.addEventListener("beforeunload", (e) => {
 
 async function start() {
   try {
-    cameras = await busy(api.cameras());
+    cameras = await api.cameras();
     const wanted = decodeURIComponent((location.hash.match(/camera=([^&]+)/) || [])[1] || "");
     const first = cameras.find((c) => c.camera_id === wanted) || cameras[0];
     if (!first) {
@@ -308,4 +317,4 @@ async function start() {
   }
 }
 
-start();
+busy(start());
