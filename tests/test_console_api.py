@@ -236,7 +236,7 @@ def test_snapshot_and_preview_use_the_real_masker(zones: Path, photo: Path) -> N
     bowtie = [{"id": "x", "kind": "privacy_mask", "polygon": [[0.1, 0.1], [0.5, 0.5], [0.5, 0.1], [0.1, 0.5]]}]
     bad = c.post("/api/cameras/corridor-3f/preview.jpg", json=bowtie)
     assert bad.status_code == 422 and bad.json()["errors"][0]["zone"] == "x"
-    assert c.get("/api/cameras/lobby/snapshot.jpg").status_code == 502  # no --snapshot for it
+    assert c.get("/api/cameras/lobby/snapshot.jpg").status_code == 404  # no --snapshot for it
     assert "--snapshot lobby=" in c.get("/api/cameras/lobby/preview.jpg").json()["error"]
 
 

@@ -146,6 +146,8 @@ def _guard(handler: Callable[[Console, Request], Any], console: Console) -> Call
             return response
         except DraftError as exc:
             return JSONResponse({"errors": exc.errors}, status_code=422)
+        except _NoSnapshot as exc:
+            return _error(404, str(exc))
         except ConfigError as exc:  # the file on disk is invalid or unreadable now
             return _error(409, str(exc))
         except InputError as exc:  # a snapshot could not be read or grabbed

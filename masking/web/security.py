@@ -26,7 +26,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
@@ -67,7 +67,6 @@ class SecurityPolicy:
     cookie_name: str = "masking_token"
     landing_path: str = "/"
     csp: str = DEFAULT_CSP
-    extra_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def allowed_origins(self) -> frozenset[str]:
@@ -134,7 +133,7 @@ class SecurityMiddleware:
             (b"x-frame-options", b"DENY"),
             (b"cache-control", b"no-store"),
             (b"cross-origin-resource-policy", b"same-origin"),
-        ] + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in policy.extra_headers]
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
