@@ -103,10 +103,6 @@ def _jpeg(image: np.ndarray) -> Response:
     return Response(buf.tobytes(), media_type="image/jpeg")
 
 
-def _camera_json(console: Console, camera_id: str) -> dict[str, Any] | None:
-    return console.document.camera(camera_id)
-
-
 def draft_camera(saved: dict[str, Any], body: Any) -> Camera:
     """The camera to preview or audit: the saved one with the draft's zones (or the whole draft).
 
@@ -140,7 +136,7 @@ def _guard(handler: Callable[[Console, Request], Any], console: Console) -> Call
     async def endpoint(request: Request) -> Response:
         camera_id = request.path_params.get("camera_id")
         try:
-            if camera_id is not None and _camera_json(console, camera_id) is None:
+            if camera_id is not None and console.document.camera(camera_id) is None:
                 return _error(404, f"no camera {camera_id!r} in {console.document.path}")
             response: Response = await handler(console, request)
             return response
@@ -192,7 +188,7 @@ async def list_cameras(console: Console, request: Request) -> Response:
 
 
 async def get_camera(console: Console, request: Request) -> Response:
-    return JSONResponse(_camera_json(console, request.path_params["camera_id"]))
+    return JSONResponse(console.document.camera(request.path_params["camera_id"]))
 
 
 async def put_camera(console: Console, request: Request) -> Response:
@@ -218,7 +214,7 @@ async def preview_jpg(console: Console, request: Request) -> Response:
             body = json.loads(query) if query else None
         except json.JSONDecodeError as exc:
             raise DraftError([error(f"`zones` is not valid JSON: {exc}", field="zones")]) from exc
-    saved = _camera_json(console, camera_id)
+    saved = console.document.camera(camera_id)
     assert saved is not None
     camera = draft_camera(saved, body)
 
@@ -232,7 +228,7 @@ async def preview_jpg(console: Console, request: Request) -> Response:
 async def audit(console: Console, request: Request) -> Response:
     camera_id = request.path_params["camera_id"]
     snap = _snapshot(console, camera_id)
-    saved = _camera_json(console, camera_id)
+    saved = console.document.camera(camera_id)
     assert saved is not None
     camera = draft_camera(saved, await _json_body(request))
 

@@ -181,7 +181,7 @@ class SecurityMiddleware:
         if supplied is None:
             supplied, via = _cookie(headers, p.cookie_name), "cookie"
         if supplied is None:
-            return 401, "token required (open the URL `masking ui` printed)", None
+            return 401, "access token required: open the URL with ?token= the server printed, or send X-Masking-Token", None
         if not p.token_ok(supplied):
             return 403, "wrong token", None
         if method in SAFE_METHODS:
