@@ -23,6 +23,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from masking._atomic import atomic_write
 from masking.config.draft import DraftError, error, validate_camera
@@ -32,7 +33,19 @@ from masking.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-_INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0), (2, 4, 0), (3, 3, 0))
+_INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0), (2, 4, 0))
+
+
+def _layouts(text: str) -> list[tuple[int, int, int]]:
+    """(mapping, sequence, offset) indents to try: ruamel's guess for this text first, then common ones."""
+    try:
+        _, seq, offset = load_yaml_guess_indent(text)
+    except YAMLError:
+        seq, offset = None, None
+    guessed: list[tuple[int, int, int]] = []
+    if isinstance(seq, int) and isinstance(offset, int):  # mappings most likely indented as sequence items are
+        guessed = [(m, seq, offset) for m in dict.fromkeys((seq - offset, 2, 4)) if m >= 2]
+    return guessed + [i for i in _INDENTS if i not in guessed]
 
 
 def _yaml(indent: tuple[int, int, int] = (2, 4, 2)) -> YAML:
@@ -134,6 +147,12 @@ def merge(old: Any, new: Any) -> Any:
             else:
                 old[key] = fresh(value)
         return old
+    if isinstance(old, CommentedSeq) and isinstance(new, dict) and "exterior" in new:  # polygon: short -> full form
+        node = fresh(new)
+        node["exterior"] = merge(old, new["exterior"])
+        return node
+    if isinstance(old, CommentedMap) and isinstance(new, list) and "exterior" in old:  # polygon: full -> short form
+        return merge(old["exterior"], new)
     if isinstance(old, CommentedSeq) and isinstance(new, list):
         if new and _by_id(old) and _by_id(new):
             return _merge_ided(old, new)
@@ -175,7 +194,7 @@ class ZonesDocument:
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot read zones file: {exc.strerror or exc}") from exc
         parse_zones(loads_yaml(text, str(self.path)), str(self.path))  # what `masking zones check` says
-        for indent in _INDENTS:  # the layout the file was written with, when one reproduces it exactly
+        for indent in _layouts(text):  # the layout the file was written with, when one reproduces it exactly
             yaml = _yaml(indent)
             try:
                 doc = yaml.load(text)
