@@ -19,7 +19,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from masking.cli import audit, demo, detect, models, rescan, scenes, serve, zones
+    from masking.cli import audit, demo, detect, models, rescan, scenes, serve, ui, zones
     from masking.cli import filter as filter_cmd
 
     parser = argparse.ArgumentParser(
@@ -29,7 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv for debug).")
     parser.add_argument("-q", "--quiet", action="store_true", help="Only warnings and errors.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (filter_cmd, zones, models, detect, audit, serve, rescan, scenes, demo):
+    for module in (filter_cmd, zones, models, detect, audit, serve, rescan, scenes, demo, ui):
         module.register(sub)
     return parser
 

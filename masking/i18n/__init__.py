@@ -67,3 +67,16 @@ def translations(language: str, domain: str) -> gettext.NullTranslations:
 def gettext_for(language: str, domain: str):  # type: ignore[no-untyped-def]
     """``_`` for one language and domain: ``_ = gettext_for("zh", "reports"); _("Verdict")``."""
     return translations(language, domain).gettext
+
+
+@cache
+def catalogue(language: str, domain: str) -> dict[str, str]:
+    """Every message of a domain in one language, ``{id: text}``, for code that translates elsewhere
+    (the console's JavaScript gets it as JSON). The ids are those of the Chinese catalogue."""
+    _ = gettext_for(language, domain)
+    res = resources.files(__package__).joinpath("locale", "zh", "LC_MESSAGES", f"{domain}.po")
+    if not res.is_file():
+        return {}
+    with res.open("rb") as fh:
+        ids = [m.id for m in read_po(fh, locale="zh", domain=domain) if m.id and isinstance(m.id, str)]
+    return {i: _(i) for i in ids}
