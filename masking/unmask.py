@@ -9,7 +9,6 @@ are written as they are (masked).
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,6 @@ from masking.errors import ConfigError, TamperError
 from masking.vault.seal import SidecarReader, paste
 from masking.video.reader import VideoReader
 from masking.video.writer import VideoWriter
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,23 +63,30 @@ def restore_video(masked: Path, output: Path, sidecar: SidecarReader, selection:
     """Write `output`: `masked` with the sealed regions of the selected frames pasted back."""
     selection = selection or Selection()
     stats = RestoreStats()
+    sealed_first = sidecar.summary.get("first_pts")
     with VideoReader(masked) as reader:
         info = reader.info
         if (info.width, info.height) != (sidecar.width, sidecar.height):
             raise TamperError(f"segment {sidecar.segment}: sealed for {sidecar.width}x{sidecar.height}, "
                               f"the video is {info.width}x{info.height}")
+        first: int | None = None
         with VideoWriter(output, info, crf=crf, preset=preset, input_format=sidecar.layout) as writer:
             for vf in reader.frames(sidecar.layout):
+                pts = vf.pts if vf.pts is not None else vf.index
+                first = pts if first is None else first
                 tb = vf.time_base or info.time_base
-                if vf.pts is not None and selection.wants(vf.index, float(vf.pts * tb)):
-                    regions = sidecar.regions(vf.pts)
+                if selection.wants(vf.index, float(pts * tb)):
+                    regions = sidecar.regions(vf.index)
                     for r in regions:
+                        if sealed_first is not None and r.pts - sealed_first != pts - first:
+                            raise TamperError(f"segment {sidecar.segment}: frame {vf.index} has PTS {pts}, its sealed "
+                                              f"regions belong to PTS {r.pts}: frames were added, dropped or reordered")
                         paste(vf.image, r.rect, r.pixels, sidecar.layout)
                     stats.regions += len(regions)
                     stats.frames_restored += bool(regions)
                 writer.write(vf.image, vf.pts)
                 stats.frames += 1
-    sealed = int(sidecar.summary.get("records", 0))
-    if not selection.describe() and stats.regions != sealed:
-        log.warning("%s: %d of %d sealed regions matched a frame of %s", sidecar.path, stats.regions, sealed, masked)
+            if stats.frames != sidecar.summary.get("frames", stats.frames):
+                raise TamperError(f"segment {sidecar.segment}: the video has {stats.frames} frames, "
+                                  f"{sidecar.summary.get('frames')} were sealed")
     return stats

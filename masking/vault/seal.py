@@ -220,7 +220,8 @@ class SidecarWriter:
 
     def close(self) -> Path:
         """Seal the counts, flush, and move the sidecar to its final name."""
-        summary = {"records": self.seq, "frames": self.frames, "frames_sealed": self.frames_sealed}
+        summary = {"records": self.seq, "frames": self.frames, "frames_sealed": self.frames_sealed,
+                   "first_pts": self.first_pts, "last_pts": self.last_pts}
         self._record(KIND_END, self.last_pts or 0, self.frames, 0, (0, 0, 0, 0), canonical(summary))
         try:
             self._f.flush()
@@ -331,7 +332,7 @@ class SidecarReader:
         raise TamperError(f"segment {self.segment}: truncated after frame {frame} (record {seq}): the end record is missing")
 
     def authenticate(self) -> dict[str, Any]:
-        """Check every record; build the PTS index; return the end record's counts."""
+        """Check every record; index them by frame (0-based, in the segment); return the end record's counts."""
         index: dict[int, list[int]] = {}
         summary: dict[str, Any] = {}
         count = 0
@@ -343,14 +344,17 @@ class SidecarReader:
                                       f"records, the sidecar holds {count}")
             else:
                 count += 1
-                index.setdefault(int(fields[2]), []).append(offset)
+                index.setdefault(int(fields[3]), []).append(offset)
         self.index, self.summary = index, summary
         return summary
 
-    def regions(self, pts: int) -> list[SealedRegion]:
-        """The authenticated regions sealed for the frame with this PTS (after `authenticate`)."""
+    def regions(self, frame: int) -> list[SealedRegion]:
+        """The authenticated regions sealed for frame `frame` of the segment (after `authenticate`).
+
+        Frames are matched by their position: a container may shift every PTS by a constant (an
+        edit list), so the caller checks `pts - first_pts` instead of the PTS itself."""
         out = []
-        for offset in self.index.get(pts, []):
+        for offset in self.index.get(frame, []):
             rec, _ = self._chunk(offset, "record")
             head = rec[: _HEAD.size]
             f = _HEAD.unpack(head)
