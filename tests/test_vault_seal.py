@@ -150,7 +150,7 @@ def _corpus(clean: bytes) -> list[tuple[str, Mutation, str]]:
     header_end = recs[0][0]
     for pos in sorted(set(np.linspace(0, header_end - 1, 12).astype(int).tolist())):
         cases.append((f"flip header byte {pos}", _flip(pos), ""))
-    for k, (a0, a1, frame) in enumerate(recs):
+    for k, (a0, a1, _) in enumerate(recs):
         for pos in sorted({a0, a0 + 4, a0 + 4 + 9, a0 + 4 + _HEAD.size - 1, (a0 + a1) // 2, a1 - 1}):
             cases.append((f"flip record {k} byte {pos}", _flip(pos), "" if pos < a0 + 4 else "segment "))
     sizes = [a1 - a0 for a0, a1, _ in recs[:-1]]

@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from stream_helpers import H, W, SyntheticSource, camera, factory_for, make_frame
+from stream_helpers import H, SyntheticSource, W, camera, factory_for, make_frame
 
 from masking.detect.base import FakeDetector, bright_box_script
 from masking.stream.engine import CameraJob, Engine, EngineOptions
