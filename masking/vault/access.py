@@ -99,19 +99,29 @@ def open_footage(vault: Vault, video: Path, unlocked: Unlocked) -> tuple[Segment
     return seg, reader
 
 
+def _camera_of(vault: Vault, videos: Sequence[Path]) -> str | None:
+    """The camera of the first registered video, for the register entry (None when unknown)."""
+    for v in videos:
+        try:
+            return vault.find_segment(v).entry.camera
+        except VaultError:
+            continue
+    return None
+
+
 def authorize(vault: Vault, req: AccessRequest, videos: Sequence[Path], action: str = "unmask",
               passphrase: PassphraseSource = terminal_passphrase) -> Grant:
     """Check, unlock, authenticate and register a request (see the module docstring)."""
     targets = [str(v) for v in videos]
-    camera = None
+    camera = _camera_of(vault, videos)
     try:
         check_request(req)
         unlocked = vault.unlock(req.custodians, passphrase)
         footage = [open_footage(vault, v, unlocked) for v in videos]
     except AccessRefused as exc:
-        vault.register.append(action, {**req.fields(), "outcome": "refused", "reason": str(exc), "targets": targets})
+        vault.register.append(action, {**req.fields(), "outcome": "refused", "reason": str(exc), "targets": targets},
+                              camera)
         raise
-    camera = footage[0][0].entry.camera if footage else None
     entry = vault.register.append(action, {
         **req.fields(), "outcome": "granted", "targets": targets,
         "segments": [{"seq": s.seq, "file": s.body["file"], "camera": s.entry.camera} for s, _ in footage],
