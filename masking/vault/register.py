@@ -129,6 +129,14 @@ def checkpoint_problems(cps: Sequence[Checkpoint], hashes: Sequence[str], config
     return problems
 
 
+def _sig(text: object) -> bytes:
+    """A stored signature; an unreadable one becomes empty (and then fails verification, reported)."""
+    try:
+        return unb64(text, "checkpoint signature")
+    except VaultError:
+        return b""
+
+
 class Register:
     """One vault's register (`register.db`). Thread-safe; each call opens its own connection."""
 
@@ -195,17 +203,20 @@ class Register:
                 con.close()
         return cp
 
-    def entries(self) -> list[Entry]:
-        """Every entry in storage order (as stored: `verify` says whether they are genuine)."""
+    def _query(self, sql: str, what: str) -> list[Any]:
         con = self._connect()
         try:
-            rows = con.execute("SELECT seq, at, kind, camera, body, prev, hash FROM entries ORDER BY rowid").fetchall()
+            return con.execute(sql).fetchall()
         except sqlite3.Error as exc:
-            raise VaultError(f"{self.path}: cannot read the access register: {exc}") from exc
+            raise VaultError(f"{self.path}: cannot read the {what}: {exc}") from exc
         finally:
             con.close()
+
+    def entries(self) -> list[Entry]:
+        """Every entry in storage order (as stored: `verify` says whether they are genuine)."""
         out = []
-        for seq, at, kind, camera, body, prev, h in rows:
+        for seq, at, kind, camera, body, prev, h in self._query(
+                "SELECT seq, at, kind, camera, body, prev, hash FROM entries ORDER BY rowid", "access register"):
             try:
                 parsed = json.loads(body)
             except (TypeError, json.JSONDecodeError):
@@ -214,14 +225,8 @@ class Register:
         return out
 
     def checkpoints(self) -> list[Checkpoint]:
-        con = self._connect()
-        try:
-            rows = con.execute("SELECT n, head, at, signer, signature FROM checkpoints ORDER BY id").fetchall()
-        except sqlite3.Error as exc:
-            raise VaultError(f"{self.path}: cannot read the checkpoints: {exc}") from exc
-        finally:
-            con.close()
-        return [Checkpoint(int(n), str(h), str(at), str(s), unb64(sig, "checkpoint signature")) for n, h, at, s, sig in rows]
+        rows = self._query("SELECT n, head, at, signer, signature FROM checkpoints ORDER BY id", "checkpoints")
+        return [Checkpoint(int(n), str(h), str(at), str(s), _sig(sig)) for n, h, at, s, sig in rows]
 
     def verify(self) -> list[str]:
         """Every problem found (empty: the register is intact and fully checkpointed)."""
