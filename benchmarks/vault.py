@@ -10,12 +10,15 @@ frame; the vault run also captures the original pixels under every dynamic mask,
 (plain, vault, plain, vault, ...) so machine load hits both alike; each row is the median over
 `--rounds`. CPU seconds come from the child's rusage (`os.wait4`, all threads); the overhead is
 the vault run's over the plain run's, in CPU per frame and in wall time. The floor is 15%.
+"policy frames" counts, per round, the frames masked by the fail policy because detection was late
+(a loaded machine): the vault seals those whole, which makes the sidecar larger.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -51,16 +54,20 @@ def looped_clip(src: Path, loop: int, out: Path) -> int:
     return len(frames) * loop
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall s, CPU s) of one child process."""
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(wall s, CPU s, frames masked by the fail policy) of one `masking filter` child process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_utime + usage.ru_stime
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        text = out.read().decode()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(cmd)}\n{err.read().decode()}")
+    m = re.search(r"(\d+) masked by policy", text)
+    return wall, usage.ru_utime + usage.ru_stime, int(m.group(1)) if m else 0
 
 
 def main() -> int:
@@ -80,7 +87,7 @@ def main() -> int:
         subprocess.run([*py, "vault", "init", str(t / "vault"), "--custodians", "A,B", "--threshold", "2"],
                        env=env, check=True, stdout=subprocess.DEVNULL)
         base = [*py, "filter", str(clip), "--zones", str(t / "zones.yaml"), "--detect", "faces"]
-        results: dict[str, list[tuple[float, float]]] = {"plain": [], "vault": []}
+        results: dict[str, list[tuple[float, float, int]]] = {"plain": [], "vault": []}
         for i in range(args.rounds):
             for name in ("plain", "vault"):
                 out = t / f"{name}_{i}.mp4"
@@ -90,19 +97,20 @@ def main() -> int:
         sealed = (t / "vault_0.mp4.sealed").stat().st_size
     print(f"# sealing overhead: {args.clip.name} x{args.loop} ({n} frames), faces on every frame, "
           f"median of {args.rounds} alternating rounds; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'run':<8} {'wall s':>8} {'fps':>7} {'CPU ms/frame':>13}")
+    print(f"{'run':<8} {'wall s':>8} {'fps':>7} {'CPU ms/frame':>13} {'policy frames':>14}")
     med = {}
     for name, rows in results.items():
-        wall = statistics.median(w for w, _ in rows)
-        cpu = statistics.median(c for _, c in rows)
+        wall = statistics.median(w for w, _, _ in rows)
+        cpu = statistics.median(c for _, c, _ in rows)
         med[name] = (wall, cpu)
-        print(f"{name:<8} {wall:8.2f} {n / wall:7.1f} {1000 * cpu / n:13.1f}")
+        policy = "/".join(str(p) for _, _, p in rows)
+        print(f"{name:<8} {wall:8.2f} {n / wall:7.1f} {1000 * cpu / n:13.1f} {policy:>14}")
     cpu_over = med["vault"][1] / med["plain"][1] - 1
     wall_over = med["vault"][0] / med["plain"][0] - 1
     print(f"overhead: CPU {100 * cpu_over:+.1f}%, wall {100 * wall_over:+.1f}% (floor {100 * FLOOR:.0f}%: "
           f"{'within' if max(cpu_over, wall_over) <= FLOOR else 'ABOVE'})")
-    print(f"sidecar: {sealed / 1e6:.1f} MB next to {video / 1e6:.1f} MB of video ({sealed / video:.2f}x; raw pixels, "
-          f"encrypted)")
+    print(f"sidecar (round 1): {sealed / 1e6:.1f} MB next to {video / 1e6:.1f} MB of video ({sealed / video:.2f}x; "
+          "zlib-compressed pixels, encrypted; a frame blacked by the fail policy is sealed whole)")
     return 0
 
 

@@ -168,12 +168,12 @@ class SidecarWriter:
                  time_base: Fraction) -> None:
         self.path = sidecar_path(video)
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
-        self.layout = layout
+        self.layout = str(getattr(layout, "value", layout))  # a plain name (layouts may be str enums)
         self.time_base = time_base
         eph = X25519PrivateKey.generate()
         eph_pub = eph.public_key().public_bytes_raw()
         header = {"format": VERSION, "vault_id": config.vault_id, "camera": camera, "segment": video.name,
-                  "layout": layout, "width": width, "height": height,
+                  "layout": self.layout, "width": width, "height": height,
                   "time_base": f"{time_base.numerator}/{time_base.denominator}",
                   "ephemeral_public_key": b64(eph_pub), "created": iso(now_utc()), "compression": "zlib"}
         head = canonical(header)
