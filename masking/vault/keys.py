@@ -284,7 +284,10 @@ def create_vault(vault: Path, custodians: Sequence[str], threshold: int,
         raise ConfigError(f"{vault}: exists and is not an empty folder; a vault is never overwritten")
     phrases = {}
     for name in custodians:
-        p = passphrase(name, True)
+        try:
+            p = passphrase(name, True)
+        except AccessRefused as exc:  # nothing to refuse yet: a set-up problem
+            raise ConfigError(str(exc)) from exc
         if len(p) < MIN_PASSPHRASE:
             raise ConfigError(f"custodian {name}: the passphrase must have at least {MIN_PASSPHRASE} characters")
         phrases[name] = p
