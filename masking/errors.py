@@ -44,3 +44,18 @@ class DetectorError(MaskingError):
 
 class StoreError(MaskingError):
     """The rescan result store could not be read or written."""
+
+
+class VaultError(MaskingError):
+    """A vault (keys, sealed sidecars, access register, exports) is missing, unreadable or invalid."""
+
+
+class AccessRefused(VaultError):
+    """An unmask, purge or export request was refused (exit status 4); the message says why.
+
+    The refusal has been written to the access register before this is raised.
+    """
+
+
+class TamperError(AccessRefused):
+    """Sealed data, a register or an export failed authentication; the message names what and where."""

@@ -14,6 +14,7 @@ import re
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -32,6 +33,9 @@ from masking.stream.sources import (
     SourceInfo,
     StreamSource,
 )
+
+if TYPE_CHECKING:  # vault (issue 12)
+    from masking.vault.recorder import VaultSealer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,9 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hold-motion", type=float, default=0.02, metavar="F",
                    help="Held masks grow by F x the frame's long side per frame since their detection "
                         "(default 0.02: a brisk walk at 25 fps).")
+    g.add_argument("--vault", metavar="VAULT",  # vault (issue 12)
+                   help="Seal the original pixels under the dynamic masks for this vault (`masking vault init`): "
+                        "each output segment gets a sidecar OUT.sealed and a register entry. Static zones are never sealed.")
     o = p.add_argument_group("streaming input/output")
     o.add_argument("--output-format", choices=("h264", "rawvideo", "jpeg-dir"),
                    help="h264 file (default), raw bgr24 frames (`-o -` for stdout, e.g. into ffmpeg or a recorder), "
@@ -83,7 +90,7 @@ def wants_engine(args: argparse.Namespace, camera: Camera) -> bool:
     return bool(
         args.detect or camera.detect is not None or args.segment_seconds or args.output_format not in (None, "h264")
         or args.input_format or args.input == "-" or args.output == "-" or str(args.input).startswith(LIVE_SCHEMES)
-        or args.detect_every or args.fail_policy or args.max_latency
+        or args.detect_every or args.fail_policy or args.max_latency or getattr(args, "vault", None)
     )
 
 
@@ -114,7 +121,7 @@ def _source(args: argparse.Namespace) -> Source:
     return FileSource(args.input)
 
 
-def _sink(args: argparse.Namespace, fmt: str) -> tuple[SinkFactory, tuple[str, ...]]:
+def _sink(args: argparse.Namespace, fmt: str, sealer: VaultSealer | None = None) -> tuple[SinkFactory, tuple[str, ...]]:
     out = args.output
     if fmt == "rawvideo":
         if args.segment_seconds:
@@ -136,7 +143,7 @@ def _sink(args: argparse.Namespace, fmt: str) -> tuple[SinkFactory, tuple[str, .
             raise ConfigError("--segment-seconds applies to h264 output only")
         return (lambda info: JpegDirSink(out)), ("bgr24",)
     return (lambda info: H264Sink(out, info, segment_seconds=args.segment_seconds,
-                                  crf=args.crf, preset=args.preset)), sink_layouts("h264")
+                                  crf=args.crf, preset=args.preset, sealer=sealer)), sink_layouts("h264")
 
 
 def _image_kind(args: argparse.Namespace) -> str | None:
@@ -175,6 +182,17 @@ def _run_images(args: argparse.Namespace, camera: Camera, kind: str, style_overr
     return 0
 
 
+def _vault_sealer(args: argparse.Namespace, camera: Camera, fmt: str) -> VaultSealer | None:
+    """Vault (issue 12): the camera's sealer for `--vault`, or None."""
+    if not getattr(args, "vault", None):
+        return None
+    if fmt != "h264":
+        raise ConfigError("--vault needs h264 output: the sealed sidecar sits next to each output segment")
+    from masking.vault.recorder import VaultSealer, configured_by
+
+    return VaultSealer(args.vault, camera.camera_id, configured_by(args.zones))
+
+
 def run_stream(args: argparse.Namespace, camera: Camera, style_override: MaskStyle | None = None) -> int:
     """Run one camera through the engine; print a summary; 0 ok, 2 if the run failed."""
     try:
@@ -186,6 +204,8 @@ def run_stream(args: argparse.Namespace, camera: Camera, style_override: MaskSty
                           "--detect-every takes 1-30, --max-latency 0-60000 ms") from exc
     camera = apply_detection(camera, det, f"camera {camera.camera_id!r}")
     kind = _image_kind(args)
+    if kind is not None and getattr(args, "vault", None):  # vault
+        raise ConfigError("--vault applies to video input only (sealed sidecars sit next to H.264 segments)")
     if kind is not None:
         return _run_images(args, camera, kind, style_override)
     fmt = args.output_format or ("rawvideo" if args.output == "-" else "h264")
@@ -195,10 +215,12 @@ def run_stream(args: argparse.Namespace, camera: Camera, style_override: MaskSty
         raise ConfigError("--fps must be > 0")
     if not 0.0 <= args.hold_motion <= 0.5:
         raise ConfigError("--hold-motion must lie in [0, 0.5]")
-    make_sink, layouts = _sink(args, fmt)
+    sealer = _vault_sealer(args, camera, fmt)  # vault
+    make_sink, layouts = _sink(args, fmt, sealer)
     source = _source(args)
     job = CameraJob(camera.camera_id, camera, source, make_sink, hold_motion=args.hold_motion,
-                    style_override=style_override, sink_layouts=layouts, abort_on_error=not source.live)
+                    style_override=style_override, sink_layouts=layouts, abort_on_error=not source.live,
+                    sealer=sealer)
     engine = Engine([job], EngineOptions(stats_interval_s=10.0))
     with stop_on_signals(engine):
         (result,) = engine.run()

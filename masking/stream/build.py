@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
+from masking.config.zones import Camera
 from masking.stream.config import ServeCamera, ServeConfig, SinkSpec, resolve_camera
 from masking.stream.engine import CameraJob, Engine, EngineOptions
 from masking.stream.sinks import H264Sink, JpegDirSink, Sink
@@ -22,14 +24,18 @@ from masking.stream.sources import (
     StreamSource,
 )
 
+if TYPE_CHECKING:  # vault (issue 12)
+    from masking.vault.recorder import VaultSealer
 
-def sink_factory(spec: SinkSpec) -> Callable[[SourceInfo], Sink]:
+
+def sink_factory(spec: SinkSpec, sealer: VaultSealer | None = None) -> Callable[[SourceInfo], Sink]:
     """A factory making the sink once the source's size and timing are known."""
 
     def make(info: SourceInfo) -> Sink:
         if spec.format == "jpeg-dir":
             return JpegDirSink(spec.path)
-        return H264Sink(spec.path, info, segment_seconds=spec.segment_seconds, crf=spec.crf, preset=spec.preset)
+        return H264Sink(spec.path, info, segment_seconds=spec.segment_seconds, crf=spec.crf, preset=spec.preset,
+                        sealer=sealer)
 
     return make
 
@@ -52,11 +58,17 @@ def source_from_spec(spec: ServeCamera, folder_idle_s: float | None = None) -> S
 
 def jobs_from_config(cfg: ServeConfig, where: str) -> list[CameraJob]:
     """One job per camera entry (zones loaded and detection overrides applied)."""
-    return [
-        CameraJob(c.name, resolve_camera(c, where), source_from_spec(c), sink_factory(c.sink),
-                  sink_layouts=sink_layouts(c.sink.format))
-        for c in cfg.cameras
-    ]
+    return [_job(c, resolve_camera(c, where)) for c in cfg.cameras]
+
+
+def _job(c: ServeCamera, camera: Camera) -> CameraJob:
+    sealer = None
+    if c.vault is not None:  # vault (issue 12)
+        from masking.vault.recorder import VaultSealer, configured_by
+
+        sealer = VaultSealer(c.vault, camera.camera_id, configured_by(c.zones))
+    return CameraJob(c.name, camera, source_from_spec(c), sink_factory(c.sink, sealer),
+                     sink_layouts=sink_layouts(c.sink.format), sealer=sealer)
 
 
 @contextmanager

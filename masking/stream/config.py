@@ -12,6 +12,7 @@ cameras:
       segment_seconds: 300    # h264 only: one file per 5 minutes of source time
     zones: /etc/masking/zones.yaml
     camera: lobby-cam         # camera id in the zones file (optional when it holds one camera)
+    vault: /srv/vault         # optional: seal the pixels under dynamic masks (`masking vault init`)
     detection:                # optional: overrides the zones file's `detect` section
       detect: faces,bodies
       every: 1
@@ -77,6 +78,14 @@ class ServeCamera(_Strict):
     zones: Path = Field(description="Zones YAML file (relative paths are relative to this config).")
     camera: str | None = Field(None, description="Camera id in the zones file; optional when it holds one camera.")
     detection: DetectionSpec | None = Field(None, description="Overrides the zones file's detection.")
+    vault: Path | None = Field(None, description="Vault folder (`masking vault init`): seal the original pixels under "
+                               "dynamic masks into a sidecar per segment and register each segment (h264 only).")
+
+    @model_validator(mode="after")
+    def _vault_h264(self) -> ServeCamera:
+        if self.vault is not None and self.sink.format != "h264":
+            raise ValueError("vault needs sink format h264 (the sealed sidecar sits next to each segment)")
+        return self
 
 
 class ServeConfig(_Strict):
@@ -122,6 +131,7 @@ def load_serve_config(path: str | Path) -> ServeConfig:
             "source": src,
             "zones": base / c.zones,
             "sink": c.sink.model_copy(update={"path": base / c.sink.path}),
+            "vault": base / c.vault if c.vault is not None else None,
         }))
     return cfg.model_copy(update={"cameras": cams})
 

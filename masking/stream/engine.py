@@ -36,7 +36,7 @@ from masking.stream.detect_stage import (
     group_key,
 )
 from masking.stream.frames import MaskedFrame, SourceFrame
-from masking.stream.masker import MaskPolicy, MaskStage, ResultBoard
+from masking.stream.masker import MaskPolicy, MaskStage, RegionSealer, ResultBoard
 from masking.stream.queues import BoundedQueue
 from masking.stream.sinks import Sink
 from masking.stream.sources import Source, SourceInfo, StreamSource, validate
@@ -66,6 +66,7 @@ class CameraJob:
     style_override: MaskStyle | None = None  # replaces zone and detection styles (the CLI's --style)
     sink_layouts: tuple[str, ...] = ("bgr24",)  # layouts the sink accepts; "yuv420p" skips colour conversion
     abort_on_error: bool = False  # discard the output if the source fails (filter); serve keeps what it wrote
+    sealer: RegionSealer | None = None  # vault (issue 12): captures dynamic regions before they are masked
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,8 @@ class _CameraRun:
         self.info_ready.wait()
         stage = None
         if self.info is not None:
-            stage = MaskStage(self.masker, self.policy, self.board, self.info.width, self.info.height, self.info.layout)
+            stage = MaskStage(self.masker, self.policy, self.board, self.info.width, self.info.height, self.info.layout,
+                              sealer=self.job.sealer)  # vault
         while True:
             item = self.frames.get()
             if isinstance(item, _EOS):

@@ -91,6 +91,8 @@ class MaskedFrame:
         pts, time_base: the source timestamp, unchanged.
         masked_by: which rule masked the frame.
         arrival: when the source frame entered the engine.
+        regions: with a vault, the original pixels of the dynamic regions, captured before they were
+            masked (the sink seals them into the segment's sidecar); None otherwise.
     """
 
     index: int
@@ -101,6 +103,7 @@ class MaskedFrame:
     arrival: float
     _seal: _Seal
     layout: str = "bgr24"
+    regions: Any = None  # vault: original pixels under the dynamic masks (masking.vault.seal.Regions)
 
     def __post_init__(self) -> None:
         if self._seal is not _SEAL:

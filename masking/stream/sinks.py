@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import cv2
 import numpy as np
@@ -21,6 +21,10 @@ from masking.stream.frames import MaskedFrame, require_masked
 from masking.stream.sources import SourceInfo
 from masking.video.reader import StreamInfo
 from masking.video.writer import VideoWriter
+
+if TYPE_CHECKING:  # vault (issue 12)
+    from masking.vault.recorder import VaultSealer
+    from masking.vault.seal import SidecarWriter
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,10 @@ class H264Sink:
     layouts = ("bgr24", "yuv420p")
 
     def __init__(self, path: str | Path, info: SourceInfo, segment_seconds: float | None = None,
-                 crf: int = 20, preset: str = "veryfast") -> None:
+                 crf: int = 20, preset: str = "veryfast", sealer: VaultSealer | None = None) -> None:
         self.path = Path(path)
+        self.sealer = sealer  # vault (issue 12): each segment gets a sealed sidecar, closed with it
+        self._sidecar: SidecarWriter | None = None
         self.info = info
         self.segment_seconds = segment_seconds
         self.crf = crf
@@ -70,6 +76,8 @@ class H264Sink:
                                    input_format="yuv420p" if self._planar else "bgr24")
         self._segment_start = start_s
         self._target = target
+        if self.sealer is not None:  # vault
+            self._sidecar = self.sealer.open(target, self.info.layout, self.info.width, self.info.height, self.info.time_base)
         return self._writer
 
     def write(self, frame: MaskedFrame) -> None:
@@ -86,10 +94,16 @@ class H264Sink:
         elif frame.layout == "yuv420p" and not self._planar:
             raise OutputError(f"{self.path}: yuv420p frames need an even frame size")
         writer.write(image, pts)
+        if self._sidecar is not None:  # vault
+            self._sidecar.add(pts, frame.regions)
 
     def _finish(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            if self._sidecar is not None:  # vault: the sidecar is finished and registered with its segment
+                sidecar, self._sidecar = self._sidecar, None
+                assert self.sealer is not None
+                self.sealer.closed(self._target, sidecar)
             self.files.append(self._target)
             log.info("closed %s", self._target)
             self._writer = None
@@ -101,6 +115,9 @@ class H264Sink:
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
+        if self._sidecar is not None:  # vault
+            self._sidecar.abort()
+            self._sidecar = None
 
 
 class RawSink:
