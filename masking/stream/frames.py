@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from masking.errors import MaskingError
+from masking.video.layout import PixelLayout
 
 Image = npt.NDArray[np.uint8]
 
@@ -100,7 +101,7 @@ class MaskedFrame:
     masked_by: MaskedBy
     arrival: float
     _seal: _Seal
-    layout: str = "bgr24"
+    layout: PixelLayout | str = PixelLayout.bgr24  # a PixelLayout once made (a name is converted)
 
     def __post_init__(self) -> None:
         if self._seal is not _SEAL:
@@ -108,12 +109,15 @@ class MaskedFrame:
         img = self.image
         if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
             raise MaskingError(f"MaskedFrame {self.index}: image must be a uint8 array")
-        if self.layout == "bgr24" and not (img.ndim == 3 and img.shape[2] == 3):
+        try:
+            layout = PixelLayout(self.layout)
+        except ValueError:
+            raise MaskingError(f"MaskedFrame {self.index}: unknown layout {self.layout!r}") from None
+        object.__setattr__(self, "layout", layout)
+        if layout is PixelLayout.bgr24 and not (img.ndim == 3 and img.shape[2] == 3):
             raise MaskingError(f"MaskedFrame {self.index}: bgr24 image must be (H, W, 3), got {img.shape}")
-        if self.layout == "yuv420p" and not (img.ndim == 2 and img.shape[0] % 3 == 0):
+        if layout is PixelLayout.yuv420p and not (img.ndim == 2 and img.shape[0] % 3 == 0):
             raise MaskingError(f"MaskedFrame {self.index}: yuv420p image must be (H*3/2, W), got {img.shape}")
-        if self.layout not in ("bgr24", "yuv420p"):
-            raise MaskingError(f"MaskedFrame {self.index}: unknown layout {self.layout!r}")
 
 
 def require_masked(frame: object) -> MaskedFrame:
