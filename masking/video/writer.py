@@ -142,6 +142,9 @@ class VideoWriter:
         """Flush the encoder, finish the file and move it to its final name."""
         if self._closed:
             return
+        if self.frames_written == 0:
+            self._discard()
+            raise OutputError(f"{self.path}: no frames were given; no file is written")
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
