@@ -19,6 +19,11 @@ from masking.models.cache import model_path
 from masking.stream.frames import MaskedFrame, require_masked
 from masking.stream.sources import SourceInfo
 
+CORNER_ZONES = """cameras:
+  - camera_id: cam
+    zones:
+      - {id: corner, kind: privacy_mask, polygon: [[0, 0], [0.2, 0], [0.2, 0.2], [0, 0.2]]}
+"""
 W, H, SQ = 320, 240, 24
 ZONE_BOX = (0, 0, 64, 48)  # privacy zone: top-left 0.2 x 0.2
 WATCH_BOX = (256, 192, 320, 240)  # watch zone: bottom-right 0.2 x 0.2
@@ -165,3 +170,4 @@ def unmasked_faces(before: np.ndarray, after: np.ndarray, mad_limit: float = 12.
         if np.abs(ga[y0:y1, x0:x1] - gb[y0:y1, x0:x1]).mean() < mad_limit:
             left.append((x0, y0, x1, y1))
     return len(faces), left
+

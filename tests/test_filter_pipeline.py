@@ -28,18 +28,6 @@ from masking.video.reader import StreamInfo, VideoReader
 from masking.video.writer import VideoWriter
 
 ROOT = Path(__file__).resolve().parents[1]
-ZONES = """cameras:
-  - camera_id: cam
-    zones:
-      - {id: corner, kind: privacy_mask, polygon: [[0, 0], [0.2, 0], [0.2, 0.2], [0, 0.2]]}
-"""
-
-
-@pytest.fixture()
-def zones(tmp_path: Path) -> Path:
-    p = tmp_path / "zones.yaml"
-    p.write_text(ZONES)
-    return p
 
 
 def _listing(folder: Path) -> list[str]:
@@ -49,7 +37,7 @@ def _listing(folder: Path) -> list[str]:
 # ------------------------------------------------------------------ images on the pipeline
 @pytest.mark.slow
 def test_image_folder_with_detection_masks_faces_at_each_size(
-    tmp_path: Path, zones: Path, office_clip: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, corner_zones: Path, office_clip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -59,7 +47,7 @@ def test_image_folder_with_detection_masks_faces_at_each_size(
     for i, img in enumerate(picked):
         write_image(src / f"snap{i}.png", img)
     out = tmp_path / "out"
-    assert main(["filter", str(src), "-o", str(out), "--zones", str(zones), "--detect", "faces"]) == 0
+    assert main(["filter", str(src), "-o", str(out), "--zones", str(corner_zones), "--detect", "faces"]) == 0
     assert "3 frames in, 3 out" in capsys.readouterr().out
     assert _listing(out) == ["snap0.png", "snap1.png", "snap2.png"]
     found = 0
@@ -73,34 +61,34 @@ def test_image_folder_with_detection_masks_faces_at_each_size(
         assert after[: h // 5 - 2, : w // 5 - 2].max() == 0  # the zone, at this image's size
     assert found >= 2
     single = tmp_path / "one.png"
-    assert main(["-q", "filter", str(src / "snap0.png"), "-o", str(single), "--zones", str(zones), "--detect", "faces"]) == 0
+    assert main(["-q", "filter", str(src / "snap0.png"), "-o", str(single), "--zones", str(corner_zones), "--detect", "faces"]) == 0
     np.testing.assert_array_equal(read_image(single), read_image(out / "snap0.png"))
 
 
-def test_image_options_that_do_not_apply_exit_2(tmp_path: Path, zones: Path) -> None:
+def test_image_options_that_do_not_apply_exit_2(tmp_path: Path, corner_zones: Path) -> None:
     img = tmp_path / "a.png"
     write_image(img, np.zeros((20, 30, 3), np.uint8))
-    assert main(["filter", str(img), "-o", str(tmp_path / "b.png"), "--zones", str(zones), "--segment-seconds", "3"]) == 2
-    assert main(["filter", str(img), "-o", str(tmp_path / "b.mp4"), "--zones", str(zones)]) == 2
+    assert main(["filter", str(img), "-o", str(tmp_path / "b.png"), "--zones", str(corner_zones), "--segment-seconds", "3"]) == 2
+    assert main(["filter", str(img), "-o", str(tmp_path / "b.mp4"), "--zones", str(corner_zones)]) == 2
     assert _listing(tmp_path) == ["a.png", "zones.yaml"]
 
 
 # ------------------------------------------------------------------ exclusive outputs (issue 15.4)
 def test_second_writer_of_the_same_output_fails_with_exit_2(
-    tmp_path: Path, zones: Path, shared_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, corner_zones: Path, shared_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clip = shared_dir / "eval" / "videos" / "outdoor_v003.mp4"
     out = tmp_path / "out" / "masked.mp4"
     with OutputLock(out):  # another run is writing it
-        assert main(["filter", str(clip), "-o", str(out), "--zones", str(zones)]) == 2
+        assert main(["filter", str(clip), "-o", str(out), "--zones", str(corner_zones)]) == 2
         err = capsys.readouterr().err
         assert "masked.mp4" in err and "another run is writing" in err
         image = tmp_path / "a.png"
         write_image(image, np.zeros((20, 30, 3), np.uint8))
         with OutputLock(tmp_path / "b.png"):
-            assert main(["filter", str(image), "-o", str(tmp_path / "b.png"), "--zones", str(zones)]) == 2
+            assert main(["filter", str(image), "-o", str(tmp_path / "b.png"), "--zones", str(corner_zones)]) == 2
     assert not out.exists()
-    assert main(["-q", "filter", str(clip), "-o", str(out), "--zones", str(zones)]) == 0  # lock released
+    assert main(["-q", "filter", str(clip), "-o", str(out), "--zones", str(corner_zones)]) == 0  # lock released
     assert _listing(out.parent) == ["masked.mp4"]  # no lock or temporary file left
 
 
@@ -124,8 +112,7 @@ def test_writers_use_their_own_temporary_names(tmp_path: Path) -> None:
     assert _listing(tmp_path) == ["a.mp4"]
 
 
-def test_serve_sink_paths_are_compared_resolved(tmp_path: Path) -> None:
-    (tmp_path / "zones.yaml").write_text(ZONES)
+def test_serve_sink_paths_are_compared_resolved(tmp_path: Path, corner_zones: Path) -> None:
     (tmp_path / "out").mkdir()
     cam = {"source": "in.mp4", "zones": "zones.yaml"}
     cfg = {"cameras": [{**cam, "name": "a", "sink": {"path": "out/a.mp4"}},
@@ -158,11 +145,11 @@ def _wait_for(cond, proc: subprocess.Popen[bytes], what: str, timeout: float = 1
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_filter_exits_128_plus_signal_and_leaves_nothing(
-    tmp_path: Path, zones: Path, office_clip: Path, sig: signal.Signals
+    tmp_path: Path, corner_zones: Path, office_clip: Path, sig: signal.Signals
 ) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = _start([str(office_clip), "-o", str(out_dir / "masked.mp4"), "--zones", str(zones), "--detect", "faces"])
+    proc = _start([str(office_clip), "-o", str(out_dir / "masked.mp4"), "--zones", str(corner_zones), "--detect", "faces"])
     try:
         _wait_for(lambda: any(p.name.endswith(".partial.mp4") and p.stat().st_size > 0 for p in out_dir.iterdir()),
                   proc, "frames written")
@@ -180,10 +167,10 @@ def test_interrupted_filter_exits_128_plus_signal_and_leaves_nothing(
 
 
 @pytest.mark.slow
-def test_interrupted_segmented_filter_keeps_finished_segments(tmp_path: Path, zones: Path, office_clip: Path) -> None:
+def test_interrupted_segmented_filter_keeps_finished_segments(tmp_path: Path, corner_zones: Path, office_clip: Path) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = _start([str(office_clip), "-o", str(out_dir / "seg.mp4"), "--zones", str(zones), "--detect", "faces",
+    proc = _start([str(office_clip), "-o", str(out_dir / "seg.mp4"), "--zones", str(corner_zones), "--detect", "faces",
                    "--segment-seconds", "1"])
     try:
         _wait_for(lambda: (out_dir / "seg_00001.mp4").exists(), proc, "two finished segments")
@@ -203,19 +190,19 @@ def test_interrupted_segmented_filter_keeps_finished_segments(tmp_path: Path, zo
 
 
 # ------------------------------------------------------------------ small cases (issue 15.11)
-def test_gif_output_is_a_clear_error(tmp_path: Path, zones: Path, shared_dir: Path,
+def test_gif_output_is_a_clear_error(tmp_path: Path, corner_zones: Path, shared_dir: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     clip = shared_dir / "eval" / "videos" / "outdoor_v003.mp4"
-    assert main(["filter", str(clip), "-o", str(tmp_path / "x.gif"), "--zones", str(zones)]) == 2
+    assert main(["filter", str(clip), "-o", str(tmp_path / "x.gif"), "--zones", str(corner_zones)]) == 2
     err = capsys.readouterr().err
     assert "x.gif" in err and "not a video container" in err and ".mp4" in err
     assert _listing(tmp_path) == ["zones.yaml"]
 
 
 @pytest.mark.slow
-def test_huge_raw_size_empty_stdin_and_devices_are_clear_errors(zones: Path, tmp_path: Path) -> None:
+def test_huge_raw_size_empty_stdin_and_devices_are_clear_errors(corner_zones: Path, tmp_path: Path) -> None:
     def run(args: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([sys.executable, "-m", "masking", "-q", "filter", *args, "--zones", str(zones)],
+        return subprocess.run([sys.executable, "-m", "masking", "-q", "filter", *args, "--zones", str(corner_zones)],
                               input=stdin, capture_output=True, cwd=ROOT, timeout=60)
 
     raw = ["--input-format", "rawvideo", "--pix-fmt", "bgr24"]
@@ -247,23 +234,23 @@ def _ts(path: Path, size: tuple[int, int], n: int, value: int) -> bytes:
 
 
 @pytest.mark.parametrize("detect", [False, True])
-def test_resolution_change_inside_a_file_fails_clearly(tmp_path: Path, zones: Path, detect: bool,
+def test_resolution_change_inside_a_file_fails_clearly(tmp_path: Path, corner_zones: Path, detect: bool,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     joined = tmp_path / "joined.ts"
     joined.write_bytes(_ts(tmp_path / "a.ts", (320, 240), 20, 90) + _ts(tmp_path / "b.ts", (160, 120), 20, 90))
     out_dir = tmp_path / "out"
-    args = ["filter", str(joined), "-o", str(out_dir / "o.mp4"), "--zones", str(zones)]
+    args = ["filter", str(joined), "-o", str(out_dir / "o.mp4"), "--zones", str(corner_zones)]
     assert main(args + (["--detect", "faces"] if detect else [])) == 2
     err = capsys.readouterr().err
     assert "joined.ts" in err and "160x120" in err and "320x240" in err and "size change" in err
     assert not out_dir.exists() or _listing(out_dir) == []
 
 
-def test_pts_reset_keeps_timestamps_increasing_at_the_frame_rate(tmp_path: Path, zones: Path) -> None:
+def test_pts_reset_keeps_timestamps_increasing_at_the_frame_rate(tmp_path: Path, corner_zones: Path) -> None:
     joined = tmp_path / "joined.ts"  # two recordings back to back: the second restarts its PTS
     joined.write_bytes(_ts(tmp_path / "a.ts", (160, 120), 25, 60) + _ts(tmp_path / "b.ts", (160, 120), 25, 160))
     out = tmp_path / "o.mp4"
-    assert main(["-q", "filter", str(joined), "-o", str(out), "--zones", str(zones)]) == 0
+    assert main(["-q", "filter", str(joined), "-o", str(out), "--zones", str(corner_zones)]) == 0
     with VideoReader(out) as r:
         times = [float(vf.pts * vf.time_base) for vf in r]
     assert len(times) == 50
@@ -273,13 +260,13 @@ def test_pts_reset_keeps_timestamps_increasing_at_the_frame_rate(tmp_path: Path,
 
 
 def test_segment_seconds_zero_is_refused_by_filter_and_serve_alike(
-    tmp_path: Path, zones: Path, shared_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, corner_zones: Path, shared_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clip = shared_dir / "eval" / "videos" / "outdoor_v003.mp4"
-    assert main(["filter", str(clip), "-o", str(tmp_path / "o.mp4"), "--zones", str(zones), "--segment-seconds", "0"]) == 2
+    assert main(["filter", str(clip), "-o", str(tmp_path / "o.mp4"), "--zones", str(corner_zones), "--segment-seconds", "0"]) == 2
     assert "--segment-seconds: Input should be greater than 0" in capsys.readouterr().err
     cfg = tmp_path / "serve.yaml"
-    cfg.write_text(yaml.safe_dump({"cameras": [{"name": "a", "source": str(clip), "zones": str(zones),
+    cfg.write_text(yaml.safe_dump({"cameras": [{"name": "a", "source": str(clip), "zones": str(corner_zones),
                                                 "sink": {"path": "o.mp4", "segment_seconds": 0}}]}))
     with pytest.raises(ConfigError, match="segment_seconds.*greater than 0"):
         load_serve_config(cfg)

@@ -22,6 +22,7 @@ from masking.errors import ConfigError
 from masking.stream.build import InputKind, OutputSpec, RawInput, StopSignal, filter_job, run_job
 from masking.stream.config import DetectionSpec, apply_detection
 from masking.stream.engine import CameraResult
+from masking.video.layout import PixelLayout
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--input-format", choices=("rawvideo",),
                    help="Read raw frames (with `-` for stdin); needs --size and --pix-fmt.")
     o.add_argument("--size", metavar="WxH", help="Raw input frame size, e.g. 1280x720.")
-    o.add_argument("--pix-fmt", choices=("bgr24",), help="Raw input pixel format (bgr24).")
+    o.add_argument("--pix-fmt", choices=(PixelLayout.bgr24.value,), help="Raw input pixel format (bgr24).")
     o.add_argument("--fps", type=Fraction, default=None, metavar="RATE",
                    help="Raw input frame rate, sets the timestamps (default 25).")
 
@@ -78,7 +79,7 @@ def _size(text: str | None) -> tuple[int, int]:
 def _raw(args: argparse.Namespace) -> RawInput | None:
     if args.input_format != "rawvideo":
         return None
-    if args.pix_fmt != "bgr24":
+    if args.pix_fmt != PixelLayout.bgr24:
         raise ConfigError("--input-format rawvideo needs --pix-fmt bgr24")
     if args.fps is not None and args.fps <= 0:
         raise ConfigError("--fps must be > 0")

@@ -1,4 +1,4 @@
-"""Frames as they travel through the streaming engine.
+"""Frames as they travel through the masking pipeline.
 
 `SourceFrame` is what a source produced (possibly corrupt); `MaskedFrame` is what the masking
 stage produced. Sinks accept only `MaskedFrame`, and only the masking stage can make one: its
@@ -48,7 +48,7 @@ class SourceFrame:
             (H*3/2, W); anything else is treated as corrupt.
         pts: presentation timestamp in `time_base` units, as in the source (never wall clock).
         time_base: seconds per pts unit.
-        arrival: `time.monotonic()` when the frame entered the engine (latency accounting only).
+        arrival: `time.monotonic()` when the frame entered the pipeline (latency accounting only).
         corrupt: why the source could not deliver a valid image, or None.
         deadline: for a frame submitted to detection, the monotonic time after which it is
             released without its result.
@@ -91,7 +91,7 @@ class MaskedFrame:
         image: masked uint8 frame: BGR (H, W, 3), or yuv420p planes (H*3/2, W) per `layout`.
         pts, time_base: the source timestamp, unchanged.
         masked_by: which rule masked the frame.
-        arrival: when the source frame entered the engine.
+        arrival: when the source frame entered the pipeline.
     """
 
     index: int

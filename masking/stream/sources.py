@@ -208,7 +208,7 @@ class StreamSource:
     """A live stream (RTSP/RTSPS over TCP by default, HTTP, ...): reconnects with back-off.
 
     Each loss and each reconnection is logged; the outage is logged as a gap (wall-clock seconds)
-    and counted by the engine, and pts after a reconnect are shifted to keep increasing.
+    and counted by the pipeline, and pts after a reconnect are shifted to keep increasing.
     """
 
     live = True
@@ -256,7 +256,7 @@ class StreamSource:
             self._reader = None
 
     def open(self, stop: threading.Event) -> SourceInfo:
-        """Connect, retrying with back-off (a camera may be offline when the engine starts)."""
+        """Connect, retrying with back-off (a camera may be offline when the pipeline starts)."""
         delay, start, attempt = self.reconnect.initial_s, time.monotonic(), 0
         while True:
             attempt += 1
@@ -488,7 +488,7 @@ class FaultySource:
     """Test seam: wraps a source and replaces chosen frames with corrupt ones.
 
     `corrupt_on(i)` picks frames by index; they become a wrong-shape or wrong-dtype array (as a
-    broken decoder might deliver). The engine must count them and mask them by policy.
+    broken decoder might deliver). The pipeline must count them and mask them by policy.
     """
 
     def __init__(self, inner: Source, corrupt_on: Callable[[int], bool]) -> None:
