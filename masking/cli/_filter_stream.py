@@ -119,6 +119,10 @@ def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskSty
     if unavailable:
         print(f"masking filter: {unavailable[0]}; every frame was masked by the fail policy", file=sys.stderr)
         return EXIT_USAGE
+    if result.stats.corrupt:
+        print(f"masking filter: error: {result.stats.corrupt} frame(s) could not be used as decoded (corrupt, or "
+              "a size change in a live stream) and were written blacked; see the log for which", file=sys.stderr)
+        return EXIT_USAGE
     if result.stats.frames_in == 0:
         print(f"masking filter: error: {args.input}: no frames were read; nothing was written", file=sys.stderr)
         return EXIT_USAGE
