@@ -262,10 +262,10 @@ def bench_clip(clip: Path, res: str, tmp: Path, zones: Path, deface: Path | None
                       masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), package_root=previous[1]), False))
     if not static_only:
         plans += [
-        ("masking filter: faces every frame", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "1"), True),
-        ("masking filter: faces every 2nd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "2"), True),
-        ("masking filter: faces every 3rd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "3"), True),
-        ("masking filter: faces + bodies", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces,bodies", "--detect-every", "1"), True),
+            ("masking filter: faces every frame", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "1"), True),
+            ("masking filter: faces every 2nd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "2"), True),
+            ("masking filter: faces every 3rd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "3"), True),
+            ("masking filter: faces + bodies", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces,bodies", "--detect-every", "1"), True),
         ]
     if deface is not None and not static_only:
         plans += [

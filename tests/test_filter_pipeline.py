@@ -272,3 +272,13 @@ def test_segment_seconds_zero_is_refused_by_filter_and_serve_alike(
         load_serve_config(cfg)
     assert not (tmp_path / "o.mp4").exists()
     assert os.listdir(tmp_path) == [p for p in os.listdir(tmp_path) if not p.startswith(".")]
+
+
+def test_raw_file_output_appears_complete(tmp_path: Path, corner_zones: Path, shared_dir: Path) -> None:
+    clip = shared_dir / "eval" / "videos" / "outdoor_v003.mp4"  # 320x240, 50 frames
+    out = tmp_path / "out" / "frames.bgr"
+    assert main(["-q", "filter", str(clip), "-o", str(out), "--zones", str(corner_zones),
+                 "--output-format", "rawvideo"]) == 0
+    assert _listing(out.parent) == ["frames.bgr"]
+    frames = np.fromfile(out, np.uint8).reshape(-1, 240, 320, 3)
+    assert len(frames) == 50 and frames[:, :46, :62].max() == 0

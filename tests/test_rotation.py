@@ -129,3 +129,12 @@ def test_filter_detect_masks_faces_of_the_displayed_picture(
         assert not left, f"frame {i}: faces at {left} of the displayed picture left unmasked"
         assert after[5:170, 5:310].max() < 40  # the zone, drawn on the displayed picture
     assert found >= 10  # the reference sees faces upright: the check above was not vacuous
+
+
+def test_other_angles_are_refused_not_guessed() -> None:
+    from masking.errors import InputError
+    from masking.video.reader import Orientation
+
+    c = int(65536 * 0.7071)
+    with pytest.raises(InputError, match="not a quarter turn"):
+        Orientation.from_matrix(np.array([c, -c, 0, c, c, 0, 0, 0, 1 << 30], np.int32), "clip.mp4")
