@@ -11,17 +11,21 @@ import argparse
 import logging
 import re
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 
 from pydantic import ValidationError
 
-from masking.cli import EXIT_OK, EXIT_USAGE
+from masking.cli import EXIT_OK, EXIT_USAGE, show_progress
 from masking.config.zones import Camera, MaskStyle
 from masking.errors import ConfigError
 from masking.stream.build import InputKind, OutputSpec, RawInput, StopSignal, filter_job, run_job
 from masking.stream.config import DetectionSpec, apply_detection
 from masking.stream.engine import CameraResult
+from masking.stream.stats import CameraStats
 from masking.video.layout import PixelLayout
 
 log = logging.getLogger(__name__)
@@ -105,7 +109,7 @@ def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskSty
         style_override=style_override,
     )
     start = time.perf_counter()
-    result, stopped, pipeline = run_job(job)
+    result, stopped, pipeline = run_job(job, watch=_progress if show_progress() else None)
     seconds = time.perf_counter() - start
     out = sys.stderr if args.output == "-" else sys.stdout
     print(_summary(args, kind, spec, camera, result, seconds), file=out)
@@ -127,6 +131,28 @@ def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskSty
         print(f"masking filter: error: {args.input}: no frames were read; nothing was written", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+@contextmanager
+def _progress(stats: CameraStats) -> Iterator[None]:
+    """A progress bar of frames written, on an interactive terminal (`show_progress`)."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit="frames", leave=False)
+    done = threading.Event()
+
+    def follow() -> None:
+        while not done.wait(0.25):
+            bar.update(stats.frames_out - bar.n)
+
+    t = threading.Thread(target=follow, name="progress", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
+        bar.close()
 
 
 def _summary(args: argparse.Namespace, kind: InputKind, spec: OutputSpec, camera: Camera, result: CameraResult,

@@ -14,8 +14,8 @@ import enum
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +40,7 @@ from masking.stream.sources import (
     StreamSource,
     check_input_file,
 )
+from masking.stream.stats import CameraStats
 from masking.video.images import IMAGE_SUFFIXES, is_image_path, list_images
 from masking.video.layout import PixelLayout
 
@@ -211,12 +212,15 @@ def filter_job(source: str, output: str, camera: Camera, *, raw: RawInput | None
     return job, kind, spec
 
 
-def run_job(job: CameraJob, discard_on_signal: bool = True,
-            options: PipelineOptions = PipelineOptions()) -> tuple[CameraResult, StopSignal, MaskingPipeline]:
+def run_job(job: CameraJob, discard_on_signal: bool = True, options: PipelineOptions = PipelineOptions(),
+            watch: Callable[[CameraStats], AbstractContextManager[object]] | None = None,
+            ) -> tuple[CameraResult, StopSignal, MaskingPipeline]:
     """Run one job to its end (or a signal); the result, the signal that stopped it (if any) and
-    the pipeline (its detection groups say whether the detectors were available)."""
+    the pipeline (its detection groups say whether the detectors were available). `watch` gets
+    the camera's live counters for the duration of the run (the CLI's progress bar)."""
     pipeline = MaskingPipeline([job], options)
-    with stop_on_signals(pipeline, discard=discard_on_signal) as stopped:
+    with stop_on_signals(pipeline, discard=discard_on_signal) as stopped, \
+            watch(pipeline.cameras[0].stats) if watch is not None else nullcontext():
         (result,) = pipeline.run()
     return result, stopped, pipeline
 
