@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -114,3 +115,21 @@ def test_watched_folder_of_segments(small_clip: Path, tmp_path: Path) -> None:
     assert src.segments_failed == 1
     ts = [t for t, _ in _decode(out)]
     assert len(ts) == 100 and all(b > a for a, b in zip(ts, ts[1:]))  # second segment shifted after the first
+
+
+@pytest.mark.parametrize("segment_seconds", [None, 0.1])
+def test_stop_with_discard_keeps_only_complete_files(tmp_path: Path, segment_seconds: float | None) -> None:
+    out = tmp_path / "o.mp4"
+    src = SyntheticSource(400, interval_s=0.01)  # 25 fps of PTS, 4 s of video, fed slowly
+    job = CameraJob("c", _static_camera(), src, lambda info: H264Sink(out, info, segment_seconds=segment_seconds))
+    pipeline = MaskingPipeline([job])
+    threading.Timer(0.8, pipeline.stop, kwargs={"discard": True}).start()
+    (res,) = pipeline.run()
+    assert res.discarded and 0 < res.stats.frames_out < 400
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted(Path(p).name for p in res.outputs)  # no temporary or lock file, no open output
+    if segment_seconds is None:
+        assert kept == []
+    else:
+        assert kept and all(_decode(tmp_path / n) for n in kept)
+        assert sum(len(_decode(tmp_path / n)) for n in kept) < res.stats.frames_out  # the open segment went
