@@ -184,7 +184,10 @@ class _CameraRun:
                 board = self.board if index % every == 0 else None  # key frames of detecting cameras
                 if image is None:
                     self.stats.add("corrupt")
-                    log.warning("camera %s: frame %d is corrupt (%s); it is masked by the full policy", self.job.name, index, why)
+                    n = self.stats.corrupt
+                    if n <= 10 or n % 250 == 0:  # a camera that changed size would otherwise log every frame
+                        log.warning("camera %s: frame %d is corrupt (%s); it is masked by the full policy (%d so far%s)",
+                                    self.job.name, index, why, n, "; further ones logged every 250" if n == 10 else "")
                     if board is not None:
                         board.skip(index)
                 elif board is not None and self.group is not None:
