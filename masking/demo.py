@@ -19,7 +19,7 @@ import yaml
 
 from masking.annotate import draw_zones
 from masking.config.zones import Camera, load_zones
-from masking.filter import FilterOptions, filter_video
+from masking.stream.build import mask_file
 from masking.video.images import read_image, write_image
 from masking.video.reader import StreamInfo
 from masking.video.writer import VideoWriter
@@ -135,8 +135,8 @@ def step_synthesize(ctx: DemoContext) -> None:
 def step_filter(ctx: DemoContext) -> None:
     """Mask the clip's static zones."""
     out = ctx.out / "masked.mp4"
-    stats = filter_video(ctx.clip, out, ctx.camera(), FilterOptions())
-    ctx.add(f"masked clip ({stats.frames_out} frames)", out)
+    result = mask_file(ctx.clip, out, ctx.camera())
+    ctx.add(f"masked clip ({result.stats.frames_out} frames)", out)
 
 
 def step_draw_zones(ctx: DemoContext) -> None:

@@ -28,15 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from masking.stream.build import engine_for, stop_on_signals
+    from masking.stream.build import pipeline_for, stop_on_signals
     from masking.stream.config import load_serve_config
 
     cfg = load_serve_config(args.config)
-    engine = engine_for(cfg, args.config)
-    with stop_on_signals(engine) as stopped:
-        results = engine.run()
+    pipeline = pipeline_for(cfg, args.config)
+    with stop_on_signals(pipeline) as stopped:
+        results = pipeline.run()
     if stopped.is_set():
-        log.info("stopped by signal; all outputs closed")
+        log.info("stopped by %s; all outputs closed", stopped.name)
     failed = [r for r in results if r.error]
     for r in failed:
         log.error("camera %s ended with an error: %s", r.name, r.error)

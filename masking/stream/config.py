@@ -23,6 +23,7 @@ cameras:
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -105,7 +106,7 @@ class ServeConfig(_Strict):
         dups = repeated(c.name for c in self.cameras)
         if dups:
             raise ValueError(f"camera names must be unique; repeated: {dups}")
-        dup_out = repeated(str(c.sink.path) for c in self.cameras)
+        dup_out = repeated(os.path.realpath(c.sink.path) for c in self.cameras)  # `out/a.mp4` == `./x/../out/a.mp4`
         if dup_out:
             raise ValueError(f"two cameras write to the same sink path: {dup_out}")
         return self
@@ -133,6 +134,12 @@ def load_serve_config(path: str | Path) -> ServeConfig:
             "sink": c.sink.model_copy(update={"path": base / c.sink.path}),
             "vault": base / c.vault if c.vault is not None else None,
         }))
+    by_path: dict[str, str] = {}
+    for c in cams:  # relative to the config's folder, symlinks and `..` resolved
+        real = os.path.realpath(c.sink.path)
+        if real in by_path:
+            raise ConfigError(f"{p}: cameras {by_path[real]!r} and {c.name!r} write to the same sink path {real}")
+        by_path[real] = c.name
     return cfg.model_copy(update={"cameras": cams})
 
 

@@ -1,4 +1,4 @@
-"""Per-camera counters and latency summaries of the streaming engine.
+"""Per-camera counters and latency summaries of the masking pipeline.
 
 Accounting invariant (checked by `CameraStats.check()` at exit and by the tests):
 
