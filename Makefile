@@ -9,9 +9,11 @@ PULL_FROM := $(if $(MODELS_FROM),--from $(MODELS_FROM),)
 MODELS ?= yolox-nano yunet ultraface-rfb320 yolov8n-int8 yolo11n-int8 centerface nudenet-320n
 PYTEST_ARGS ?=
 
-# Debian packages the RTSP tests need (a real GStreamer RTSP server on loopback).
+# Debian packages the RTSP tests need (a real GStreamer RTSP server on loopback), and the headless
+# Chromium (with a small CJK font) the console's browser tests drive through Playwright.
 SYSTEM_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+	chromium fonts-wqy-microhei
 
 .PHONY: all install install-export system-deps models demo check lint types fast test bench clean
 

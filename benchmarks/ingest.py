@@ -5,6 +5,11 @@ with N simultaneous 720p cameras with face detection.
     .venv/bin/python benchmarks/ingest.py                  # everything (deface if installed)
     .venv/bin/python benchmarks/ingest.py --install-deface # first create /tmp/deface-venv with deface
     .venv/bin/python benchmarks/ingest.py --skip-deface --resolutions 720 --cameras 4
+    .venv/bin/python benchmarks/ingest.py --skip-deface --resolutions 720 --cameras 0 --static-only --previous 5e77f25
+
+`--previous REF` adds a row running the `masking filter` of git revision REF (its `masking/` package
+exported with `git archive` into a temporary folder) on the same clip: today's code side by side
+with an earlier one (5e77f25: the static filter before the one frame pipeline).
 
 deface runs from its OWN virtual environment (default /tmp/deface-venv; `--install-deface` makes it
 with `python -m venv` + `pip install deface==1.5.0`), never from the project's .venv.
@@ -207,8 +212,21 @@ class FaceReference:
 
 
 # ---------------------------------------------------------------------------- runs
-def masking_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "masking", "-q", "filter", *args]
+def masking_cmd(*args: str, package_root: Path | None = None) -> list[str]:
+    """`masking -q filter ARGS`, from this checkout or from `package_root` (an exported revision)."""
+    if package_root is None:
+        return [sys.executable, "-m", "masking", "-q", "filter", *args]
+    boot = (f"import sys; sys.path.insert(0, {str(package_root)!r}); from masking.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-c", boot, "-q", "filter", *args]
+
+
+def export_revision(ref: str, dest: Path) -> Path:
+    """`masking/` of git revision `ref`, exported into `dest` (for `--previous`)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "masking"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
 def bench_startup(one: Path, res: str, tmp: Path, zones: Path, deface: Path | None) -> list[Run]:
@@ -231,18 +249,25 @@ def bench_startup(one: Path, res: str, tmp: Path, zones: Path, deface: Path | No
 
 
 def bench_clip(clip: Path, res: str, tmp: Path, zones: Path, deface: Path | None, ref: FaceReference,
-               loop_frames: int | None = None) -> list[Run]:
+               loop_frames: int | None = None, previous: tuple[str, Path] | None = None,
+               static_only: bool = False) -> list[Run]:
     n_in = count_frames(clip)
     runs: list[Run] = []
     plans: list[tuple[str, list[str], bool]] = [
         ("PyAV decode+encode (floor)", [sys.executable, __file__, "--floor", str(clip), "{out}"], False),
         ("masking filter: static zones", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones)), False),
-        ("masking filter: faces every frame", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "1"), True),
-        ("masking filter: faces every 2nd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "2"), True),
-        ("masking filter: faces every 3rd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "3"), True),
-        ("masking filter: faces + bodies", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces,bodies", "--detect-every", "1"), True),
     ]
-    if deface is not None:
+    if previous is not None:
+        plans.append((f"previous masking filter ({previous[0]}): static zones",
+                      masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), package_root=previous[1]), False))
+    if not static_only:
+        plans += [
+            ("masking filter: faces every frame", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "1"), True),
+            ("masking filter: faces every 2nd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "2"), True),
+            ("masking filter: faces every 3rd", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces", "--detect-every", "3"), True),
+            ("masking filter: faces + bodies", masking_cmd(str(clip), "-o", "{out}", "--zones", str(zones), "--detect", "faces,bodies", "--detect-every", "1"), True),
+        ]
+    if deface is not None and not static_only:
         plans += [
             ("deface (default)", [str(deface), str(clip), "-o", "{out}"], True),
             ("deface --scale 640x360", [str(deface), str(clip), "-o", "{out}", "--scale", "640x360"], True),
@@ -423,6 +448,10 @@ def summary(runs: list[Run]) -> list[str]:
         if floor_run and static:
             out.append(f"{res}: static zones / decode+encode: {floor_run.fps / static.fps:.2f}x time, "
                        f"{static.cpu_s / floor_run.cpu_s:.2f}x CPU (ceiling: 1.25x)")
+        prev = next((r for (rr, name), r in by.items() if rr == res and name.startswith("previous")), None)
+        if prev and static:
+            out.append(f"{res}: static zones / {prev.name.split(':')[0]}: {prev.fps / static.fps:.2f}x time, "
+                       f"{static.cpu_s / prev.cpu_s:.2f}x CPU (ceiling: 1.10x)")
     return out
 
 
@@ -443,6 +472,8 @@ def main() -> int:
                     help="Also measure the live outputs (http, rtsp-publish) and how many cameras with an H.264 file + "
                          "HTTP output hold 25 fps, trying up to N cameras (0: skip).")
     ap.add_argument("--json", type=Path, help="Also write the results as JSON here.")
+    ap.add_argument("--previous", metavar="REF", help="Also run the static filter of git revision REF (e.g. 5e77f25).")
+    ap.add_argument("--static-only", action="store_true", help="Only the floor and static-zone rows (and start-up).")
     ap.add_argument("--floor", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.floor:
@@ -474,9 +505,10 @@ def main() -> int:
         one = tmp / "one_frame.mp4"
         make_clip(args.clip, one, 1, max_frames=1)
         runs += bench_startup(one, "720p", tmp, zones, deface)
+        previous = (args.previous, export_revision(args.previous, tmp / "previous")) if args.previous else None
         for res in ("720p", "1080p"):
             if res[:-1] in wanted:
-                runs += bench_clip(clips[res], res, tmp, zones, deface, ref, loop_frames)
+                runs += bench_clip(clips[res], res, tmp, zones, deface, ref, loop_frames, previous, args.static_only)
         if args.cameras > 0:
             runs += bench_cameras(clips["720p"], tmp, zones, args.cameras, args.cameras_every)
         if args.outputs > 0:

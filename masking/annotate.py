@@ -1,23 +1,25 @@
-"""Drawing on images for people to look at: zone overlays, polygons, boxes. Draws only, computes nothing."""
+"""Drawing on images for people to look at: zone overlays, polygons, boxes. Draws only, computes nothing.
+
+`annotate()` is the one annotation of a view (zones, evidence boxes, proposed masks) that every
+report and thumbnail uses; colours come from the one palette, `masking.report.palette`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from masking.config.zones import Camera, ZoneKind
+from masking.report import palette
+from masking.report.palette import Color
 
 Image = npt.NDArray[np.uint8]
-Color = tuple[int, int, int]  # BGR
 
-KIND_COLORS: dict[ZoneKind, Color] = {
-    ZoneKind.prohibited_view: (40, 40, 230),  # red: an opening onto an Art. 7 area
-    ZoneKind.privacy_mask: (230, 120, 30),  # blue
-    ZoneKind.watch: (0, 200, 230),  # yellow
-}
+KIND_COLORS: dict[ZoneKind, Color] = palette.ZONE_KINDS
 _FILL_ALPHA = 0.3
 _SHIFT = 4  # sub-pixel bits for polygon drawing
 
@@ -55,7 +57,10 @@ def draw_polygon(
 
 
 def draw_label(image: Image, text: str, org: tuple[int, int], color: Color) -> Image:
-    """Text on a filled box of `color` at `org` (top-left), kept inside the image, in place."""
+    """Text on a filled box of `color` at `org` (top-left), kept inside the image, in place.
+
+    OpenCV's fonts draw ASCII only: other characters (a Chinese zone id) are drawn as `?`."""
+    text = _ascii(text)
     s = _scale(image)
     font, fscale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, max(1, int(round(s)))
     (tw, th), base = cv2.getTextSize(text, font, fscale, thick)
@@ -120,3 +125,56 @@ def draw_boxes(
         if labels is not None and labels[i]:
             draw_label(image, labels[i], (int(round(x1)), int(round(y1))), color)  # type: ignore[arg-type]
     return image
+
+
+class EvidenceMark(Protocol):
+    """What `annotate` needs of an evidence item (`masking.audit.Evidence` has it)."""
+
+    @property
+    def class_name(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def masked(self) -> bool: ...
+    @property
+    def xyxy_norm(self) -> tuple[float, float, float, float]: ...
+
+
+def annotate(
+    image: Image,
+    camera: Camera | None = None,
+    evidence: Sequence[EvidenceMark] = (),
+    proposals: Iterable[Sequence[Sequence[float]]] = (),
+    labels: bool = True,
+) -> Image:
+    """A copy of `image` with the camera's zones (tinted by kind), the evidence boxes (coloured by
+    Art. 7 category, grey once masked) and the proposed masks (dashed polygons).
+
+    Boxes and polygons are in normalised (0-1) coordinates, so the picture may be a thumbnail.
+    `labels` writes zone ids and "class score" on the boxes (ASCII only: OpenCV's fonts have no CJK).
+    """
+    out = draw_zones(image, camera, labels=labels) if camera is not None and camera.zones else image.copy()
+    h, w = out.shape[:2]
+    size = np.array([w, h, w, h], np.float64)
+    thickness = max(1, int(round(min(h, w) / 360)))
+    if evidence:
+        boxes = np.array([e.xyxy_norm for e in evidence], np.float64).reshape(-1, 4) * size
+        colors = [palette.category_color(e.category, e.masked) for e in evidence]
+        texts = [f"{e.class_name} {e.score:.2f}" for e in evidence] if labels else None
+        draw_boxes(out, boxes, colors, texts, thickness)
+    for poly in proposals:
+        pts = np.asarray(poly, np.float64).reshape(-1, 2) * size[:2]
+        draw_polygon(out, pts, palette.PROPOSED_MASK, dashed=True, thickness=max(2, thickness))
+    return out
+
+
+def draw_banner(image: Image, text: str, color: Color = palette.INK) -> Image:
+    """A label across the top-left corner, in place (e.g. why a picture is blurred)."""
+    return draw_label(image, text, (0, 0), color)
+
+
+def _ascii(text: str) -> str:
+    """OpenCV's Hershey fonts draw ASCII only: anything else becomes `?`."""
+    return text.encode("ascii", "replace").decode("ascii")

@@ -19,7 +19,7 @@ import yaml
 
 from masking.annotate import draw_zones
 from masking.config.zones import Camera, load_zones
-from masking.filter import FilterOptions, filter_video
+from masking.stream.build import mask_file
 from masking.video.images import read_image, write_image
 from masking.video.reader import StreamInfo
 from masking.video.writer import VideoWriter
@@ -135,8 +135,8 @@ def step_synthesize(ctx: DemoContext) -> None:
 def step_filter(ctx: DemoContext) -> None:
     """Mask the clip's static zones."""
     out = ctx.out / "masked.mp4"
-    stats = filter_video(ctx.clip, out, ctx.camera(), FilterOptions())
-    ctx.add(f"masked clip ({stats.frames_out} frames)", out)
+    result = mask_file(ctx.clip, out, ctx.camera())
+    ctx.add(f"masked clip ({result.stats.frames_out} frames)", out)
 
 
 def step_draw_zones(ctx: DemoContext) -> None:
@@ -151,14 +151,17 @@ def step_audit(ctx: DemoContext) -> None:
     import json
 
     from masking._atomic import atomic_write
-    from masking.audit import Auditor, AuditSettings, results_document
-    from masking.audit.report import write_report
+    from masking.audit import Auditor, AuditSettings, audit_json_document
+    from masking.audit.report import audit_picture, render_audit_pages
+    from masking.report.pictures import PrivacyFilter
+    from masking.report.render import write_pages
 
     settings = AuditSettings()
     result = Auditor(settings).audit_path(ctx.snapshot, ctx.camera())
-    doc = results_document([result], settings.model_dump(), str(ctx.zones))
+    doc = audit_json_document([result], settings.model_dump(), str(ctx.zones))
     atomic_write(ctx.out / "audit.json", json.dumps(doc, indent=2) + "\n", "JSON")
-    write_report(ctx.out / "audit.html", [result], {result.input: ctx.camera()})
+    picture = audit_picture(result, ctx.camera(), PrivacyFilter())
+    write_pages(render_audit_pages([result], [picture], zones_file=str(ctx.zones), path=ctx.out / "audit.html"))
     ctx.add(f"audit ({result.verdict}) JSON", ctx.out / "audit.json")
     ctx.add("audit report", ctx.out / "audit.html")
 

@@ -42,9 +42,20 @@ class DetectorError(MaskingError):
     """A detector failed while running; the pipeline fails closed when it sees one."""
 
 
-class DetectorTimeout(DetectorError):
-    """A detector did not answer within its deadline."""
-
-
 class StoreError(MaskingError):
     """The rescan result store could not be read or written."""
+
+
+class VaultError(MaskingError):
+    """A vault (keys, sealed sidecars, access register, exports) is missing, unreadable or invalid."""
+
+
+class AccessRefused(VaultError):
+    """An unmask, purge or export request was refused (exit status 4); the message says why.
+
+    The refusal has been written to the access register before this is raised.
+    """
+
+
+class TamperError(AccessRefused):
+    """Sealed data, a register or an export failed authentication; the message names what and where."""

@@ -46,3 +46,13 @@ def dev_manifest(dev_dir: Path) -> list[dict[str, str]]:
     """Rows of ../shared/eval/dev/manifest.csv (file, label, prohibited, art7_category, ...)."""
     with (dev_dir / "manifest.csv").open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+@pytest.fixture()
+def corner_zones(tmp_path: Path) -> Path:
+    """A zones file: camera `cam` with one privacy zone over the top-left 0.2 x 0.2 of the frame."""
+    from stream_helpers import CORNER_ZONES
+
+    p = tmp_path / "zones.yaml"
+    p.write_text(CORNER_ZONES)
+    return p

@@ -7,16 +7,23 @@ import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
+import cv2
 import numpy as np
 
 from masking.config.zones import Camera, DetectConfig, DetectSpec, parse_zones
 from masking.detect.base import Batch, FakeDetector, bright_box_script
 from masking.detect.detections import Detections
-from masking.detect.dynamic import DynamicMasks
+from masking.detect.dynamic import PRESETS, DynamicMasks
 from masking.errors import MaskingError
+from masking.models.cache import model_path
 from masking.stream.frames import MaskedFrame, require_masked
 from masking.stream.sources import SourceInfo
 
+CORNER_ZONES = """cameras:
+  - camera_id: cam
+    zones:
+      - {id: corner, kind: privacy_mask, polygon: [[0, 0], [0.2, 0], [0.2, 0.2], [0, 0.2]]}
+"""
 W, H, SQ = 320, 240, 24
 ZONE_BOX = (0, 0, 64, 48)  # privacy zone: top-left 0.2 x 0.2
 WATCH_BOX = (256, 192, 320, 240)  # watch zone: bottom-right 0.2 x 0.2
@@ -137,3 +144,30 @@ class ChaosFake(FakeDetector):
         if roll < 0.35:
             time.sleep(float(self.rng.uniform(0.02, 0.15)))
         return super().detect(batch)
+
+
+def reference_faces(image: np.ndarray) -> np.ndarray:
+    """Faces (x, y, w, h) found by OpenCV's own YuNet (same file, same threshold, same 640 px side
+    as the `faces` preset): the independent reference for "no face left unmasked"."""
+    spec = PRESETS["faces"]
+    h, w = image.shape[:2]
+    s = spec.max_side / max(h, w)
+    small = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    det = cv2.FaceDetectorYN.create(str(model_path("yunet")), "", (small.shape[1], small.shape[0]), spec.threshold, 0.3, 5000)
+    _, faces = det.detect(small)
+    return np.zeros((0, 4)) if faces is None else faces[:, :4] / s
+
+
+def unmasked_faces(before: np.ndarray, after: np.ndarray, mad_limit: float = 12.0) -> tuple[int, list[tuple[int, ...]]]:
+    """(faces the reference finds in `before`, boxes of those still unchanged in `after`: mean
+    absolute grey difference below `mad_limit`, i.e. codec noise)."""
+    ga = cv2.cvtColor(before, cv2.COLOR_BGR2GRAY).astype(np.int16)
+    gb = cv2.cvtColor(after, cv2.COLOR_BGR2GRAY).astype(np.int16)
+    left = []
+    faces = reference_faces(before)
+    for x, y, bw, bh in faces:
+        x0, y0, x1, y1 = max(0, int(x)), max(0, int(y)), int(np.ceil(x + bw)), int(np.ceil(y + bh))
+        if np.abs(ga[y0:y1, x0:x1] - gb[y0:y1, x0:x1]).mean() < mad_limit:
+            left.append((x0, y0, x1, y1))
+    return len(faces), left
+

@@ -53,3 +53,23 @@ def test_draw_boxes_colours_labels_and_checks() -> None:
         draw_boxes(img, [[0, 0, 5, 5]], [(1, 2, 3), (4, 5, 6)])
     with pytest.raises(ValueError, match="labels"):
         draw_boxes(img, [[0, 0, 5, 5]], (1, 2, 3), ["a", "b"])
+
+
+def test_annotate_colours_evidence_by_category_greys_masked_and_dashes_proposals() -> None:
+    from types import SimpleNamespace
+
+    from masking.annotate import annotate
+    from masking.report import palette
+
+    img = np.zeros((200, 400, 3), np.uint8)
+    bed = SimpleNamespace(class_name="bed", category="guest_room", score=0.9, masked=False, xyxy_norm=(0.1, 0.1, 0.3, 0.5))
+    wc = SimpleNamespace(class_name="toilet", category="toilet", score=0.8, masked=True, xyxy_norm=(0.6, 0.1, 0.8, 0.5))
+    out = annotate(img, None, [bed, wc], [[[0.05, 0.6], [0.95, 0.6], [0.95, 0.95], [0.05, 0.95]]], labels=False)
+    assert out is not img and not img.any()
+    assert tuple(out[60, 40]) == palette.CATEGORIES["guest_room"]  # left edge of the bed box (x = 0.1 * 400)
+    assert tuple(out[60, 240]) == palette.MASKED_EVIDENCE  # the masked toilet is grey
+    bottom = out[118:124, 20:380]  # the dashed proposal's top edge: some pixels drawn, some gaps
+    drawn = np.all(bottom == palette.PROPOSED_MASK, axis=2).any(axis=0)
+    assert 0.2 < drawn.mean() < 0.9
+    with_zones = annotate(img, _camera())
+    assert tuple(with_zones[120, 280]) != (0, 0, 0)  # zones tinted as by draw_zones

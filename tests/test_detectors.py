@@ -207,6 +207,7 @@ def test_adapters_implement_the_protocol(yolox: OnnxDetector, yunet: OnnxDetecto
     assert "FEMALE_BREAST_EXPOSED" in load_detector("nudenet-320n").class_names
 
 
+@pytest.mark.slow
 def test_yolox_finds_beds_and_toilets_in_dev_photos(
     yolox: OnnxDetector, dev_dir: Path, dev_manifest: list[dict[str, str]]
 ) -> None:

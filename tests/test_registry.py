@@ -14,7 +14,7 @@ from masking.models.cache import check_installed, package_file
 from masking.models.registry import COCO80, ModelEntry, default_registry_path, load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = ROOT / "models" / "registry.yaml"
+COMMITTED = ROOT / "masking" / "models" / "registry.yaml"
 ENTRIES = load_registry(COMMITTED).models
 
 

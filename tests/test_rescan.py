@@ -27,6 +27,7 @@ from masking.audit import Auditor, AuditSettings
 from masking.cli import main
 from masking.detect.base import FakeDetector, bright_box_script
 from masking.errors import DetectorError, StoreError
+from masking.report.render import anchors
 from masking.rescan.store import SCHEMA_VERSION, Store
 
 
@@ -66,15 +67,17 @@ def test_rescan_dev_photos_report_csv_json_same_results_as_audit(tmp_path: Path,
     page = (out / "report.html").read_text()
     assert "<script>" in page and "th.s" in page and "http" not in page.split("<body", 1)[1].replace(str(dev_dir), "")
     assert page.count('src="data:image/jpeg;base64,') == len(PHOTOS)
+    ids = anchors(PHOTOS, "cam")
     for cid in PHOTOS:
-        assert f'href="#cam-{cid}"' in page and f'id="cam-{cid}"' in page
-    assert f"<b>{s['violation']}</b>violations" in page
+        assert f'href="#{ids[cid]}"' in page and f'id="{ids[cid]}"' in page
+    assert f"<b>{s['violation']}</b>violation" in page
     thumb = sqlite3.connect(out / "rescan.sqlite").execute(
         "SELECT thumbnail FROM cameras WHERE camera_id = 'bathroom_001'").fetchone()[0]
     img = cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR)
     assert img is not None and max(img.shape[:2]) == 320
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_items_and_picks_up_new_and_changed_files(tmp_path: Path, dev_dir: Path) -> None:
     names = PHOTOS[:5]
     local = tmp_path / "photos"
@@ -287,6 +290,7 @@ def http_clip(office_clip: Path) -> Iterator[str]:
     server.server_close()
 
 
+@pytest.mark.slow
 def test_stream_url_is_sampled_for_its_seconds(tmp_path: Path, http_clip: str) -> None:
     (tmp_path / "fleet.yaml").write_text(
         f"cameras:\n  - camera_id: lobby\n    footage: ['{http_clip}']\n    stream_seconds: 3\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from masking.config.zones import parse_zones
-from masking.stream.engine import CameraJob, Engine, EngineOptions
+from masking.stream.engine import CameraJob, MaskingPipeline, PipelineOptions
 from masking.stream.sinks import H264Sink
 from masking.stream.sources import ReconnectPolicy, StreamSource
 from masking.video.reader import VideoReader
@@ -85,7 +85,7 @@ def test_rtsp_reconnects_after_outage_and_logs_the_gap(office_clip: Path, tmp_pa
     url = f"rtsp://127.0.0.1:{port}/cam"
     src = StreamSource(url, name="door", reconnect=ReconnectPolicy(initial_s=0.3, max_s=1.0, give_up_after_s=3.0))
     out = tmp_path / "door.mp4"
-    engine = Engine([CameraJob("door", cam, src, lambda info: H264Sink(out, info))], EngineOptions(stats_interval_s=1.0))
+    engine = MaskingPipeline([CameraJob("door", cam, src, lambda info: H264Sink(out, info))], PipelineOptions(stats_interval_s=1.0))
     results: list = []
     runner = threading.Thread(target=lambda: results.extend(engine.run()))
     stats = engine.cameras[0].stats

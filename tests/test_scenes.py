@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from masking.art7 import SLEEPING_PLACE as SLEEPING
+from masking.art7 import WET_ROOM as WET
 from masking.audit import AuditFrame, Auditor, settings_from
 from masking.audit.scenes import (
     L2_GRID,
     NONE,
-    SLEEPING,
-    WET,
     SceneClassifier,
     SceneFeatures,
     SceneHead,

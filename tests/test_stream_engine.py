@@ -23,7 +23,7 @@ from stream_helpers import (
 
 from masking.detect.base import FakeDetector, bright_box_script
 from masking.errors import MaskingError, ModelNotInstalledError
-from masking.stream.engine import CameraJob, CameraResult, Engine, EngineOptions
+from masking.stream.engine import CameraJob, CameraResult, MaskingPipeline, PipelineOptions
 from masking.stream.frames import MaskedBy, MaskedFrame, SourceFrame
 from masking.stream.sinks import RawSink
 from masking.stream.sources import FaultySource
@@ -31,7 +31,7 @@ from masking.stream.sources import FaultySource
 
 def run(jobs_sinks, factory=None, queue_size: int = 8) -> list[CameraResult]:
     jobs = [j for j, _ in jobs_sinks]
-    engine = Engine(jobs, EngineOptions(queue_size=queue_size, stats_interval_s=60, detector_factory=factory))
+    engine = MaskingPipeline(jobs, PipelineOptions(queue_size=queue_size, stats_interval_s=60, detector_factory=factory))
     return engine.run()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from stream_helpers import SQ, ZONE_BOX, H, SyntheticSource, W, camera, factory_
 
 from masking.config.zones import parse_zones
 from masking.detect.base import FakeDetector, bright_box_script
-from masking.stream.engine import CameraJob, Engine, EngineOptions
+from masking.stream.engine import CameraJob, MaskingPipeline, PipelineOptions
 from masking.stream.frames import MaskedBy
 from masking.stream.sinks import H264Sink, JpegDirSink, RawSink, segment_path
 from masking.stream.sources import FileSource, FolderSource, RawSource
@@ -41,7 +42,7 @@ def test_segmented_h264_complete_files_continuous_pts(small_clip: Path, tmp_path
     out = tmp_path / "cam.mp4"
     job = CameraJob("c", _static_camera(), FileSource(small_clip),
                     lambda info: H264Sink(out, info, segment_seconds=5.0), sink_layouts=("bgr24", "yuv420p"))
-    (res,) = Engine([job]).run()
+    (res,) = MaskingPipeline([job]).run()
     assert res.error is None
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [segment_path(out, k).name for k in range(4)], names  # no partial/temp files left
@@ -62,7 +63,7 @@ def test_segmented_h264_complete_files_continuous_pts(small_clip: Path, tmp_path
 def test_single_file_keeps_source_pts(small_clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.mp4"
     job = CameraJob("c", _static_camera(), FileSource(small_clip), lambda info: H264Sink(out, info))
-    (res,) = Engine([job]).run()
+    (res,) = MaskingPipeline([job]).run()
     assert [t for t, _ in _decode(out)] == pytest.approx([t for t, _ in _decode(small_clip)], abs=1e-3)
     assert res.stats.frames_out == 50 and res.stats.masked_by["static_only"] == 50
 
@@ -71,7 +72,7 @@ def test_jpeg_dir_sink(tmp_path: Path) -> None:
     out = tmp_path / "jpegs"
     fake = FakeDetector(bright_box_script())
     job = CameraJob("c", camera(), SyntheticSource(12, speed=4), lambda info: JpegDirSink(out))
-    (res,) = Engine([job], EngineOptions(detector_factory=factory_for(fake))).run()
+    (res,) = MaskingPipeline([job], PipelineOptions(detector_factory=factory_for(fake))).run()
     files = sorted(out.iterdir())
     assert [p.name for p in files] == [f"frame_{i:08d}.jpg" for i in range(12)]
     for i, p in enumerate(files):
@@ -89,7 +90,7 @@ def test_raw_in_raw_out_masks_and_counts() -> None:
     out = io.BytesIO()
     fake = FakeDetector(bright_box_script())
     job = CameraJob("raw", camera(), RawSource(inp, W, H, Fraction(25)), lambda info: RawSink(out))
-    (res,) = Engine([job], EngineOptions(detector_factory=factory_for(fake))).run()
+    (res,) = MaskingPipeline([job], PipelineOptions(detector_factory=factory_for(fake))).run()
     data = np.frombuffer(out.getvalue(), np.uint8).reshape(-1, H, W, 3)
     assert len(data) == 10 == res.stats.frames_in == res.stats.frames_out
     for i, img in enumerate(data):
@@ -109,8 +110,26 @@ def test_watched_folder_of_segments(small_clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.mp4"
     src = FolderSource(inbox, poll_s=0.1, idle_timeout_s=0.5)
     job = CameraJob("f", _static_camera(), src, lambda info: H264Sink(out, info), sink_layouts=("bgr24", "yuv420p"))
-    (res,) = Engine([job]).run()
+    (res,) = MaskingPipeline([job]).run()
     assert res.error is None and res.stats.frames_in == res.stats.frames_out == 100
     assert src.segments_failed == 1
     ts = [t for t, _ in _decode(out)]
     assert len(ts) == 100 and all(b > a for a, b in zip(ts, ts[1:]))  # second segment shifted after the first
+
+
+@pytest.mark.parametrize("segment_seconds", [None, 0.1])
+def test_stop_with_discard_keeps_only_complete_files(tmp_path: Path, segment_seconds: float | None) -> None:
+    out = tmp_path / "o.mp4"
+    src = SyntheticSource(400, interval_s=0.01)  # 25 fps of PTS, 4 s of video, fed slowly
+    job = CameraJob("c", _static_camera(), src, lambda info: H264Sink(out, info, segment_seconds=segment_seconds))
+    pipeline = MaskingPipeline([job])
+    threading.Timer(0.8, pipeline.stop, kwargs={"discard": True}).start()
+    (res,) = pipeline.run()
+    assert res.discarded and 0 < res.stats.frames_out < 400
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted(Path(p).name for p in res.outputs)  # no temporary or lock file, no open output
+    if segment_seconds is None:
+        assert kept == []
+    else:
+        assert kept and all(_decode(tmp_path / n) for n in kept)
+        assert sum(len(_decode(tmp_path / n)) for n in kept) < res.stats.frames_out  # the open segment went

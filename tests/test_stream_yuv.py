@@ -26,7 +26,7 @@ from stream_helpers import (
 )
 
 from masking.detect.base import FakeDetector, bright_box_script
-from masking.stream.engine import CameraJob, CameraResult, Engine, EngineOptions
+from masking.stream.engine import CameraJob, CameraResult, MaskingPipeline, PipelineOptions
 from masking.stream.frames import MaskedBy, MaskedFrame
 from masking.stream.sources import FaultySource
 
@@ -52,7 +52,7 @@ def bgr(frame: MaskedFrame) -> np.ndarray:
 
 def run(source, sink: CollectSink, fake: FakeDetector, queue_size: int = 8, **cam_opts: object) -> CameraResult:
     job = CameraJob("a", camera(**cam_opts), source, lambda info: sink, sink_layouts=("bgr24", "yuv420p"))
-    (res,) = Engine([job], EngineOptions(queue_size=queue_size, stats_interval_s=60,
+    (res,) = MaskingPipeline([job], PipelineOptions(queue_size=queue_size, stats_interval_s=60,
                                          detector_factory=factory_for(fake))).run()
     return res
 
@@ -131,7 +131,7 @@ def test_bgr_only_sinks_keep_bgr_frames() -> None:
     fake = FakeDetector(bright_box_script())
     sink = CollectSink()
     job = CameraJob("a", camera(), YuvSyntheticSource(5), lambda info: sink)  # sink_layouts: bgr24 only
-    Engine([job], EngineOptions(stats_interval_s=60, detector_factory=factory_for(fake))).run()
+    MaskingPipeline([job], PipelineOptions(stats_interval_s=60, detector_factory=factory_for(fake))).run()
     assert {f.layout for f in sink.frames} == {"bgr24"} and all(f.image.shape == (240, 320, 3) for f in sink.frames)
 
 

@@ -2,19 +2,18 @@
 
 Public surface (used by `masking audit` and by fleet rescans):
 `AuditSettings`, `Auditor` (`audit_frames`, `audit_path`), `AuditFrame`, `AuditResult`,
-`Evidence`, `ProposedMask`, `SCHEMA_VERSION`, `results_document`.
+`Evidence`, `ProposedMask`, `SCHEMA_VERSION`, `audit_json_document`.
 """
 
+from masking.art7 import ARTICLE_7, article_for
 from masking.audit.auditor import Auditor, sample_video, tile_grid
 from masking.audit.result import (
-    ARTICLE_7,
     SCHEMA_VERSION,
     AuditFrame,
     AuditResult,
     Evidence,
     ProposedMask,
-    article_for,
-    results_document,
+    audit_json_document,
 )
 from masking.audit.settings import AuditSettings, settings_from
 
@@ -28,7 +27,7 @@ __all__ = [
     "Evidence",
     "ProposedMask",
     "article_for",
-    "results_document",
+    "audit_json_document",
     "sample_video",
     "settings_from",
     "tile_grid",

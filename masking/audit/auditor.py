@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from masking.art7 import article_for, kind_of
 from masking.audit.coverage import masked_union
 from masking.audit.evidence import EvidenceMap, evidence_map, frame_evidence
 from masking.audit.proposal import propose_masks
-from masking.audit.result import AuditFrame, AuditResult, Evidence, article_for
+from masking.audit.result import AuditFrame, AuditResult, Evidence
 from masking.audit.settings import AuditSettings
-from masking.audit.verdict import KIND_OF, KindScore, decide, frame_scores
+from masking.audit.verdict import KindScore, decide, frame_scores
 from masking.config.zones import Camera
 from masking.detect.base import Detector
 from masking.detect.detections import Detections
@@ -63,7 +64,7 @@ def _with_tiles(whole: Detections, tiles: list[Detections], iou: float) -> Detec
         match = _same_objects(d, whole, iou)
         if match.size:
             conf = np.maximum(conf, np.where(match, d.confidence[:, None], 0.0).max(axis=0))
-        parts.append(d[~match.any(axis=1)] if match.size else d)
+        parts.append(d[np.asarray(~match.any(axis=1), bool)] if match.size else d)
     parts[0] = Detections(whole.xyxy, conf.astype(np.float32), whole.class_id, whole.class_names)
     return Detections.merge(parts)
 
@@ -83,30 +84,15 @@ def load_evidence_models(models: list[str], threads: int, min_score: float) -> d
     return out
 
 
-def sample_video(path: Path, sample_fps: float, max_frames: int) -> Iterator[AuditFrame]:
-    """Frames of a clip at about `sample_fps` (source PTS), at most `max_frames`, spread evenly."""
-    from masking.video.reader import VideoReader
+def sample_video(
+    path: str | Path, sample_fps: float, max_frames: int, start_s: float = 0.0, end_s: float | None = None
+) -> Iterator[AuditFrame]:
+    """Frames of a clip (or of its window `[start_s, end_s)`) to audit: at most `sample_fps` per
+    second and `max_frames` in all, spread over the whole window by PTS (`masking.video.sampling`)."""
+    from masking.video.sampling import sample_clip
 
-    with VideoReader(path) as reader:
-        info = reader.info
-        fps = float(info.fps) if info.fps else 25.0
-        duration = info.frames / fps if info.frames else None
-        step = 1.0 / sample_fps
-        if duration is not None and duration / step > max_frames:
-            step = duration / max_frames
-        next_t = 0.0
-        taken = 0
-        for vf in reader:
-            t = float(vf.pts * vf.time_base) if vf.pts is not None and vf.time_base is not None else vf.index / fps
-            if taken == 0:
-                next_t = t  # the first decoded frame is the clip's start, whatever its PTS
-            if t + 1e-6 < next_t:
-                continue
-            yield AuditFrame(vf.image, vf.index, t)
-            taken += 1
-            next_t += step
-            if taken >= max_frames:
-                return
+    for f in sample_clip(path, sample_fps, max_frames, start_s, end_s):
+        yield AuditFrame(f.image, f.index, f.time_s)
 
 
 class Auditor:
@@ -176,7 +162,7 @@ class Auditor:
         if not per_frame:
             raise InputError(f"{input_name}: no frames to audit")
         decision = decide(per_frame, st)
-        to_cover = [e for e in evidence if not e.masked and KIND_OF.get(e.category, e.category) in decision.kinds]
+        to_cover = [e for e in evidence if not e.masked and kind_of(e.category) in decision.kinds]
         proposals, hidden = propose_masks(to_cover, st.proposal_margin, masked)
         if decision.verdict == "violation":
             recommendation = "re-aim" if hidden > st.max_hidden_share else "add-masks"
@@ -211,8 +197,9 @@ class Auditor:
         )
 
     def audit_path(self, path: Path, camera: Camera | None) -> AuditResult:
-        """Audit an image file, or a clip sampled at `sample_fps` (at most `max_frames` frames)."""
-        from masking.video.images import is_image_path, read_image
+        """Audit an image file, or a clip sampled by `sample_video` (`sample_fps`, `max_frames`)."""
+        from masking.media import is_image_path
+        from masking.video.images import read_image
 
         p = Path(path)
         if not p.is_file():

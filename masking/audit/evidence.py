@@ -1,4 +1,4 @@
-"""Turn detections into Art. 7 evidence, through the declarative map in models/registry.yaml.
+"""Turn detections into Art. 7 evidence, through the declarative map in the model registry.
 
 Each model's `evidence:` block maps a class name to an `EvidenceRule(category, weight, several,
 several_min)`. Classes without a rule (persons, faces, chairs...) are never evidence. One object
@@ -117,9 +117,8 @@ def frame_evidence(
     keep_idx = nms(xyxy, np.where(ok, strength, -1.0), settings.same_object_iou, class_ids=class_idx)
     keep_idx = keep_idx[ok[keep_idx]]
     keep_idx = keep_idx[_not_contained(xyxy[keep_idx], class_idx[keep_idx])]
-    xyxy, score, cls, model_arr, weight, strength = (
-        a[keep_idx] for a in (xyxy, score, cls, model_arr, weight, strength)
-    )
+    xyxy, score, cls, model_arr = xyxy[keep_idx], score[keep_idx], cls[keep_idx], model_arr[keep_idx]
+    weight, strength = weight[keep_idx], strength[keep_idx]
     rule_list = [rule_list[i] for i in keep_idx]
     scale = np.array([width, height, width, height], np.float32)
     norm = np.clip(xyxy / scale, 0.0, 1.0)

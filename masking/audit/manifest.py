@@ -10,12 +10,10 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
 
+from masking.art7 import CATEGORIES
 from masking.errors import InputError
-from masking.models.registry import Category
 
-CATEGORIES: tuple[str, ...] = get_args(Category)
 _REQUIRED = ("file", "prohibited")
 
 
@@ -27,11 +25,6 @@ class ManifestRow:
     label: str
     prohibited: str  # yes | no | ambiguous
     category: str  # an Art. 7 category, or "none"
-
-    @property
-    def scene_class(self) -> str:
-        """The class a scene classifier learns: the category for `yes`, `none` for `no`."""
-        return self.category if self.prohibited == "yes" else "none"
 
 
 def read_manifest(path: str | Path) -> list[ManifestRow]:

@@ -14,30 +14,6 @@ SCHEMA_VERSION = 1
 Verdict = Literal["violation", "review", "compliant"]
 Recommendation = Literal["none", "add-masks", "re-aim", "inspect"]
 
-ARTICLE_7 = (
-    "Art. 7 (Guangdong public-security video image information rules; paraphrase): image-capture "
-    "equipment must not be installed in, or aimed into, places where people are entitled to privacy: "
-    "hotel guest rooms, collective dormitories, public baths and shower rooms, changing rooms, toilets "
-    "and similar places."
-)
-
-CATEGORY_TEXT: dict[str, str] = {
-    "guest_room": "hotel or guest-house guest room (a sleeping place)",
-    "dormitory": "collective dormitory (several beds, or beds stacked one above another)",
-    "bathroom": "bathroom (bath, washbasin with WC)",
-    "toilet": "toilet",
-    "shower": "bath or shower room",
-    "changing_room": "changing room",
-}
-
-
-def article_for(category: str | None) -> str:
-    """The article text a verdict rests on, naming the category when there is one."""
-    if category is None:
-        return ARTICLE_7
-    return f"{ARTICLE_7} This view shows a {CATEGORY_TEXT.get(category, category)}."
-
-
 @dataclass(frozen=True)
 class AuditFrame:
     """One frame to audit: a BGR uint8 image, its index in the input, its time in seconds (clips)."""
@@ -184,11 +160,18 @@ class AuditResult:
         }
 
 
-def results_document(results: list[AuditResult], settings: dict[str, Any], zones_file: str | None) -> dict[str, Any]:
-    """The whole `--json` document: schema version, settings used, one object per input."""
+def audit_json_document(
+    results: list[AuditResult],
+    settings: dict[str, Any],
+    zones_file: str | None,
+    failures: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The whole `--json` document: schema version, settings used, one object per audited input,
+    and `failures`: `{"input", "error"}` of each input that could not be audited."""
     return {
         "schema_version": SCHEMA_VERSION,
         "zones_file": zones_file,
         "settings": settings,
         "results": [r.to_dict() for r in results],
+        "failures": list(failures or []),
     }

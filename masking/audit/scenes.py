@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from masking.art7 import KIND_OF
 from masking.detect.base import Batch, as_batch
 from masking.detect.detections import Detections
 from masking.detect.onnx import OnnxModel, SessionOptions, create_session, read_model_bytes
@@ -43,16 +44,6 @@ NONE = "none"
 DEFAULT_FEATURES: tuple[str, ...] = ("841", "886")
 _NORM = Normalise(rgb=False, mean=0.0, scale=1.0)  # YOLOX: BGR, raw 0-255
 HEAD_FORMAT = 1
-SLEEPING = "sleeping_place"
-WET = "wet_room"
-KIND_OF_CATEGORY: dict[str, str] = {
-    "guest_room": SLEEPING,
-    "dormitory": SLEEPING,
-    "bathroom": WET,
-    "toilet": WET,
-    "shower": WET,
-    "changing_room": WET,
-}
 # L2 penalties tried by `choose_l2` (the loss is a weighted mean, so 1.0 is already strong)
 L2_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 
@@ -66,7 +57,7 @@ def scene_label(category: str, prohibited: str, classes: str = "kinds") -> str:
         return category
     if classes != "kinds":
         raise ValueError(f"classes must be 'kinds' or 'categories', got {classes!r}")
-    return KIND_OF_CATEGORY[category]
+    return KIND_OF[category]
 
 
 # --------------------------------------------------------------------------- features
@@ -274,7 +265,6 @@ class SceneClassifier:
             raise ModelError(f"model {entry.name!r}: head reads {head.feature_names}, features give {features.feature_names}")
         self.features = features or SceneFeatures(entry, head.feature_names, threads)
         self.class_names = tuple(c for c in head.classes if c != NONE)
-        self._none = head.classes.index(NONE)
         self._others = np.array([i for i, c in enumerate(head.classes) if c != NONE])
 
     def scores(self, batch: Batch) -> npt.NDArray[np.float32]:

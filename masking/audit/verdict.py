@@ -21,17 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from masking.art7 import kind_of
 from masking.audit.result import Evidence, Verdict
 from masking.audit.settings import AuditSettings
 
-KIND_OF: dict[str, str] = {
-    "guest_room": "sleeping",
-    "dormitory": "sleeping",
-    "bathroom": "wet",
-    "toilet": "wet",
-    "shower": "wet",
-    "changing_room": "wet",
-}
 _PRIORITY = {"dormitory": 1}  # a dormitory item names the place over a single-bed guest room
 
 
@@ -50,7 +43,7 @@ def frame_scores(items: list[Evidence], settings: AuditSettings) -> dict[str, Ki
     groups: dict[str, list[Evidence]] = {}
     for e in items:
         if not e.masked:
-            groups.setdefault(KIND_OF.get(e.category, e.category), []).append(e)
+            groups.setdefault(kind_of(e.category), []).append(e)
     for kind, group in groups.items():
         s = np.array([e.strength for e in group], np.float64)
         strong = any(e.strong for e in group)

@@ -8,19 +8,35 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from masking.errors import MaskingError
+from masking.errors import AccessRefused, MaskingError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # audit/rescan: some input is `violation` or `review`
 EXIT_USAGE = 2  # bad usage, bad config or unreadable input
-EXIT_ITEMS_FAILED = 3  # rescan: some items failed after retries
+EXIT_ITEMS_FAILED = 3  # rescan: some items failed after retries; audit: some inputs could not be audited
+EXIT_REFUSED = 4  # vault: an unmask, export or purge was refused (the refusal is registered)
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from masking.cli import audit, demo, detect, models, rescan, scenes, serve, zones
+    from masking.cli import (
+        audit,
+        demo,
+        detect,
+        models,
+        rescan,
+        scenes,
+        serve,
+        ui,
+        unmask,
+        vault,
+        verify,
+        zones,
+    )
+    from masking.cli import export as export_cmd
     from masking.cli import filter as filter_cmd
+    from masking.cli import register as register_cmd
 
     parser = argparse.ArgumentParser(
         prog="masking",
@@ -29,7 +45,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv for debug).")
     parser.add_argument("-q", "--quiet", action="store_true", help="Only warnings and errors.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (filter_cmd, zones, models, detect, audit, serve, rescan, scenes, demo):
+    for module in (filter_cmd, zones, models, detect, audit, serve, rescan, scenes, demo, ui,
+                   vault, unmask, register_cmd, export_cmd, verify):
         module.register(sub)
     return parser
 
@@ -54,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose, args.quiet)
     try:
         return int(args.handler(args))
+    except AccessRefused as exc:
+        print(f"masking {args.command}: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except MaskingError as exc:
         print(f"masking {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,4 +1,4 @@
-"""Audit-settings options shared by `masking audit` and `masking rescan` (one definition)."""
+"""Options shared by `masking audit` and `masking rescan` (one definition): audit settings, reports."""
 
 from __future__ import annotations
 
@@ -34,6 +34,23 @@ def add_audit_settings_options(p: argparse.ArgumentParser) -> None:
         "--tiles", type=int, metavar="N",
         help="Also detect on an N x N tile grid (default 2: finds small and distant beds; what only a tile "
         "sees must score 0.5, see AuditSettings.tile_min_score; 1: whole view only, about 3x faster).",
+    )
+
+
+def add_report_options(p: argparse.ArgumentParser) -> None:
+    """Add --lang and --show-unmasked (the HTML report's language and pictures)."""
+    from masking.i18n import DEFAULT_LANGUAGE, LANGUAGES
+
+    p.add_argument(
+        "--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE,
+        help="Language of the HTML report: en (English, default) or zh (Simplified Chinese; the Art. 7 text "
+        "in its original Chinese).",
+    )
+    p.add_argument(
+        "--show-unmasked", action="store_true",
+        help="Show report pictures as the camera sees them. Default: the camera's privacy_mask and "
+        "prohibited_view zones masked as recorded and faces blurred (the whole picture blurred if the "
+        "face model is not installed).",
     )
 
 

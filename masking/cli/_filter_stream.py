@@ -1,9 +1,8 @@
-"""The streaming options of `masking filter` and the handler that runs them on the engine.
+"""The detection and streaming options of `masking filter`, and the handler that runs a filter.
 
-`masking/cli/filter.py` adds these options with `add_stream_options(parser)` and hands a run to
-`run_stream(args, camera)` when `wants_engine(args, camera)` says so: detection, segments, raw or
-JPEG output, raw stdin input or a live URL. Static masking of a video file into one H.264 file
-stays on `masking.filter.filter_video` (the same masks, planar and conversion-free).
+`masking/cli/filter.py` adds these options with `add_stream_options(parser)` and hands every run to
+`run_filter(args, camera)`: one `masking.stream` pipeline job (built by `masking.stream.build`)
+for every input (video file, URL, image, image folder, raw frames) and output.
 """
 
 from __future__ import annotations
@@ -12,26 +11,26 @@ import argparse
 import logging
 import re
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from masking.cli import EXIT_OK, EXIT_USAGE, show_progress
 from masking.config.zones import Camera, MaskStyle
-from masking.errors import ConfigError, InputError, OutputError
-from masking.stream.build import sink_layouts, stop_on_signals
+from masking.errors import ConfigError
+from masking.stream.build import InputKind, OutputSpec, RawInput, StopSignal, filter_job, run_job
 from masking.stream.config import DetectionSpec, apply_detection
-from masking.stream.engine import CameraJob, Engine, EngineOptions, SinkFactory
-from masking.stream.sinks import H264Sink, JpegDirSink, RawSink, Sink
-from masking.stream.sources import (
-    LIVE_SCHEMES,
-    FileSource,
-    RawSource,
-    ReconnectPolicy,
-    Source,
-    SourceInfo,
-    StreamSource,
-)
+from masking.stream.engine import CameraResult
+from masking.stream.stats import CameraStats
+from masking.video.layout import PixelLayout
+
+if TYPE_CHECKING:  # vault (issue 12)
+    from masking.vault.recorder import VaultSealer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,9 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hold-motion", type=float, default=0.02, metavar="F",
                    help="Held masks grow by F x the frame's long side per frame since their detection "
                         "(default 0.02: a brisk walk at 25 fps).")
+    g.add_argument("--vault", metavar="VAULT",  # vault (issue 12)
+                   help="Seal the original pixels under the dynamic masks for this vault (`masking vault init`): "
+                        "each output segment gets a sidecar OUT.sealed and a register entry. Static zones are never sealed.")
     o = p.add_argument_group("streaming input/output")
     o.add_argument("--output-format", choices=("h264", "rawvideo", "jpeg-dir"),
                    help="h264 file (default), raw bgr24 frames (`-o -` for stdout, e.g. into ffmpeg or a recorder), "
@@ -73,110 +75,40 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--input-format", choices=("rawvideo",),
                    help="Read raw frames (with `-` for stdin); needs --size and --pix-fmt.")
     o.add_argument("--size", metavar="WxH", help="Raw input frame size, e.g. 1280x720.")
-    o.add_argument("--pix-fmt", choices=("bgr24",), help="Raw input pixel format (bgr24).")
+    o.add_argument("--pix-fmt", choices=(PixelLayout.bgr24.value,), help="Raw input pixel format (bgr24).")
     o.add_argument("--fps", type=Fraction, default=None, metavar="RATE",
                    help="Raw input frame rate, sets the timestamps (default 25).")
 
 
-def wants_engine(args: argparse.Namespace, camera: Camera) -> bool:
-    """Whether this run needs the streaming engine rather than the static file filter."""
-    return bool(
-        args.detect or camera.detect is not None or args.segment_seconds or args.output_format not in (None, "h264")
-        or args.input_format or args.input == "-" or args.output == "-" or str(args.input).startswith(LIVE_SCHEMES)
-        or args.detect_every or args.fail_policy or args.max_latency
-    )
-
-
 def _size(text: str | None) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)x(\d+)", text or "")
+    m = re.fullmatch(r"(\d{1,9})x(\d{1,9})", text or "")
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
         raise ConfigError(f"--size: expected WxH such as 1280x720, got {text!r}")
     return int(m.group(1)), int(m.group(2))
 
 
-def _source(args: argparse.Namespace) -> Source:
-    if args.input_format == "rawvideo":
-        if args.pix_fmt != "bgr24":
-            raise ConfigError("--input-format rawvideo needs --pix-fmt bgr24")
-        w, h = _size(args.size)
-        fps = args.fps or Fraction(25)
-        if args.input == "-":
-            return RawSource(sys.stdin.buffer, w, h, fps, name="stdin")
-        path = Path(args.input)
-        if not path.is_file():
-            raise InputError(f"{path}: no such raw video file")
-        return RawSource(path.open("rb"), w, h, fps, name=str(path), owns_stream=True)
-    if args.input == "-":
-        raise ConfigError("reading stdin needs --input-format rawvideo --size WxH --pix-fmt bgr24")
-    if str(args.input).startswith(LIVE_SCHEMES):
-        # A filter ends (closing its output cleanly) once the stream is gone for 30 s; `serve` retries forever.
-        return StreamSource(args.input, reconnect=ReconnectPolicy(give_up_after_s=30.0))
-    return FileSource(args.input)
-
-
-def _sink(args: argparse.Namespace, fmt: str) -> tuple[SinkFactory, tuple[str, ...]]:
-    out = args.output
-    if fmt == "rawvideo":
-        if args.segment_seconds:
-            raise ConfigError("--segment-seconds applies to h264 output only")
-
-        def raw(info: SourceInfo) -> Sink:
-            if out == "-":
-                return RawSink(sys.stdout.buffer, "stdout")
-            try:
-                return RawSink(Path(out).open("wb"), out, owns_stream=True)
-            except OSError as exc:
-                raise OutputError(f"{out}: cannot create raw output: {exc}") from exc
-
-        return raw, ("bgr24",)
-    if out == "-":
-        raise ConfigError("writing stdout needs --output-format rawvideo")
-    if fmt == "jpeg-dir":
-        if args.segment_seconds:
-            raise ConfigError("--segment-seconds applies to h264 output only")
-        return (lambda info: JpegDirSink(out)), ("bgr24",)
-    return (lambda info: H264Sink(out, info, segment_seconds=args.segment_seconds,
-                                  crf=args.crf, preset=args.preset)), sink_layouts("h264")
-
-
-def _image_kind(args: argparse.Namespace) -> str | None:
-    """"image" or "folder" when the input is an image or an image folder, else None (video)."""
-    if args.input == "-" or args.input_format or str(args.input).startswith(LIVE_SCHEMES):
+def _raw(args: argparse.Namespace) -> RawInput | None:
+    if args.input_format != "rawvideo":
         return None
-    from masking.filter import input_kind
-
-    kind = input_kind(args.input)
-    return kind if kind in ("image", "folder") else None
-
-
-def _run_images(args: argparse.Namespace, camera: Camera, kind: str, style_override: MaskStyle | None) -> int:
-    """Images with detection: every image gets its zones and its own detections; a detector that
-    fails or is missing stops the run (exit 2) before anything unmasked is written."""
-    from masking.detect.dynamic import DynamicMasks
-    from masking.masks.apply import ZoneMasker
-    from masking.video.images import list_images, read_image, write_image
-
-    if args.segment_seconds or args.output_format or args.input_format or args.output == "-":
-        raise ConfigError("--segment-seconds, --output-format and raw I/O apply to video input only")
-    masker = ZoneMasker(camera, style_override)
-    dyn = DynamicMasks(camera, threads=1)
-    src, out = Path(args.input), Path(args.output)
-    pairs = [(p, out / p.name) for p in list_images(src)] if kind == "folder" else [(src, out)]
-    if not pairs:
-        raise InputError(f"{src}: folder holds no images")
-    for a, b in pairs:
-        image = read_image(a)
-        boxes = dyn.detect(image)[0]
-        masker.apply(image)
-        masker.apply_boxes(image, boxes)
-        write_image(b, image)
-    print(f"masking filter: {kind} {args.input} -> {args.output}: {len(pairs)} images in, {len(pairs)} out "
-          f"(zones and detections masked)")
-    return 0
+    if args.pix_fmt != PixelLayout.bgr24:
+        raise ConfigError("--input-format rawvideo needs --pix-fmt bgr24")
+    if args.fps is not None and args.fps <= 0:
+        raise ConfigError("--fps must be > 0")
+    w, h = _size(args.size)
+    return RawInput(w, h, args.fps or Fraction(25))
 
 
-def run_stream(args: argparse.Namespace, camera: Camera, style_override: MaskStyle | None = None) -> int:
-    """Run one camera through the engine; print a summary; 0 ok, 2 if the run failed."""
+def _vault_sealer(args: argparse.Namespace, camera: Camera) -> VaultSealer | None:
+    """Vault (issue 12): the camera's sealer for `--vault` (h264 output only), or None."""
+    if not getattr(args, "vault", None):
+        return None
+    from masking.vault.recorder import VaultSealer, configured_by
+
+    return VaultSealer(args.vault, camera.camera_id, configured_by(args.zones))
+
+
+def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskStyle | None = None) -> int:
+    """Run one filter on the pipeline; print a summary; 0 ok, 2 failed, 130/143 interrupted."""
     try:
         det = DetectionSpec(detect=args.detect, every=args.detect_every, fail_policy=args.fail_policy,
                             max_latency_ms=args.max_latency)
@@ -185,35 +117,83 @@ def run_stream(args: argparse.Namespace, camera: Camera, style_override: MaskSty
         raise ConfigError(f"invalid detection option ({problems}); "
                           "--detect-every takes 1-30, --max-latency 0-60000 ms") from exc
     camera = apply_detection(camera, det, f"camera {camera.camera_id!r}")
-    kind = _image_kind(args)
-    if kind is not None:
-        return _run_images(args, camera, kind, style_override)
-    fmt = args.output_format or ("rawvideo" if args.output == "-" else "h264")
-    if args.segment_seconds is not None and args.segment_seconds <= 0:
-        raise ConfigError("--segment-seconds must be > 0")
-    if args.fps is not None and args.fps <= 0:
-        raise ConfigError("--fps must be > 0")
     if not 0.0 <= args.hold_motion <= 0.5:
         raise ConfigError("--hold-motion must lie in [0, 0.5]")
-    make_sink, layouts = _sink(args, fmt)
-    source = _source(args)
-    job = CameraJob(camera.camera_id, camera, source, make_sink, hold_motion=args.hold_motion,
-                    style_override=style_override, sink_layouts=layouts, abort_on_error=not source.live)
-    engine = Engine([job], EngineOptions(stats_interval_s=10.0))
-    with stop_on_signals(engine):
-        (result,) = engine.run()
-    s = result.stats
-    out = sys.stderr if args.output == "-" else sys.stdout
-    print(
-        f"masking filter: {args.input} -> {args.output} ({fmt}): {s.frames_in} frames in, {s.frames_out} out, "
-        f"{s.dropped} dropped, {s.masked_by_policy} masked by policy, {s.corrupt} corrupt, {s.fps:.1f} fps",
-        file=out,
+    job, kind, spec = filter_job(
+        str(args.input), str(args.output), camera, raw=_raw(args), output_format=args.output_format,
+        segment_seconds=args.segment_seconds, crf=args.crf, preset=args.preset, hold_motion=args.hold_motion,
+        style_override=style_override, sealer=_vault_sealer(args, camera),
     )
+    start = time.perf_counter()
+    result, stopped, pipeline = run_job(job, watch=_progress if show_progress() else None)
+    seconds = time.perf_counter() - start
+    out = sys.stderr if args.output == "-" else sys.stdout
+    print(_summary(args, kind, spec, camera, result, seconds), file=out)
+    if stopped.is_set():
+        print(f"masking filter: {_interrupted(args, spec, result, stopped)}", file=sys.stderr)
+        return stopped.exit_status
     if result.error:
         print(f"masking filter: error: {result.error}", file=sys.stderr)
-        return 2
-    unavailable = [g.unavailable for g in engine.groups.values() if g.unavailable]
+        return EXIT_USAGE
+    unavailable = [g.unavailable for g in pipeline.groups.values() if g.unavailable]
     if unavailable:
         print(f"masking filter: {unavailable[0]}; every frame was masked by the fail policy", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_USAGE
+    if result.stats.corrupt:
+        print(f"masking filter: error: {result.stats.corrupt} frame(s) could not be used as decoded (corrupt, or "
+              "a size change in a live stream) and were written blacked; see the log for which", file=sys.stderr)
+        return EXIT_USAGE
+    if result.stats.frames_in == 0:
+        print(f"masking filter: error: {args.input}: no frames were read; nothing was written", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+@contextmanager
+def _progress(stats: CameraStats) -> Iterator[None]:
+    """A progress bar of frames written, on an interactive terminal (`show_progress`)."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit="frames", leave=False)
+    done = threading.Event()
+
+    def follow() -> None:
+        while not done.wait(0.25):
+            bar.update(stats.frames_out - bar.n)
+
+    t = threading.Thread(target=follow, name="progress", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
+        bar.close()
+
+
+def _summary(args: argparse.Namespace, kind: InputKind, spec: OutputSpec, camera: Camera, result: CameraResult,
+             seconds: float) -> str:
+    """The counts line: the short form for static zones into a file of the input's kind (as it has
+    always been printed), the full counters otherwise."""
+    s = result.stats
+    plain = camera.detect is None and spec.segment_seconds is None and spec.format in ("h264", "image", "images") \
+        and kind in (InputKind.video, InputKind.image, InputKind.images)
+    if plain:
+        return (f"masking filter: {kind.value} {args.input} -> {args.output}: {s.frames_in} frames in, "
+                f"{s.frames_out} frames out ({seconds:.1f} s)")
+    return (f"masking filter: {args.input} -> {args.output} ({spec.format}): {s.frames_in} frames in, {s.frames_out} "
+            f"out, {s.dropped} dropped, {s.masked_by_policy} masked by policy, {s.corrupt} corrupt, {s.fps:.1f} fps")
+
+
+def _interrupted(args: argparse.Namespace, spec: OutputSpec, result: CameraResult, stopped: StopSignal) -> str:
+    """What an interrupted run wrote and what it left: complete files only, named."""
+    n = result.stats.frames_out
+    head = f"interrupted by {stopped.name} after {n} frame(s) were written"
+    if spec.format == "rawvideo" and spec.path == "-":
+        return f"{head} to stdout"
+    kept = result.outputs
+    if spec.format in ("jpeg-dir", "image", "images"):
+        return f"{head}; {len(kept)} complete file(s) are kept in {args.output}"
+    if kept:
+        return f"{head}; the unfinished part was removed; finished segment(s) kept: {', '.join(kept)}"
+    return f"{head}; the incomplete output was removed: nothing is left under {args.output}"

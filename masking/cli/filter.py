@@ -7,8 +7,7 @@ import logging
 
 from pydantic import TypeAdapter
 
-from masking.cli import EXIT_OK, show_progress
-from masking.cli._filter_stream import add_stream_options, run_stream, wants_engine
+from masking.cli._filter_stream import add_stream_options, run_filter
 from masking.config.zones import MaskStyle, load_zones
 
 log = logging.getLogger(__name__)
@@ -28,11 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="Mask a camera's zones in a video, image or image folder.",
         description="Mask the privacy_mask and prohibited_view zones of one camera in a video file "
         "(H.264 out, every input frame kept with its timestamp), an image, or a folder of images. "
-        "The output is written under a temporary name and renamed when complete, so a failed run "
-        "never leaves a half-written file. With --detect (or a `detect` section in the zones file) faces "
-        "and bodies are masked too, on the streaming engine (concurrent decode/detect/mask/encode, fail "
-        "closed); it also reads live streams and raw frames on stdin and writes segments, raw frames on "
-        "stdout, or JPEG folders.",
+        "The output is written under a temporary name and renamed when complete, so a failed or "
+        "interrupted run (exit 2, or 130/143 on SIGINT/SIGTERM) never leaves a half-written file, and a "
+        "second run writing the same output is refused. With --detect (or a `detect` section in the zones "
+        "file) faces and bodies are masked too (concurrent decode/detect/mask/encode, fail closed). It "
+        "also reads live streams and raw frames on stdin and writes segments, raw frames on stdout, or "
+        "JPEG folders. Video stored sideways (a rotation display matrix) is masked and written upright.",
     )
     p.add_argument("input", help="Video file or URL (rtsp://, rtsps://, http://), image, folder of images, "
                    "or `-` for raw frames on stdin (with --input-format rawvideo).")
@@ -54,18 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler: load the camera, filter, report the frame counts."""
-    from masking.filter import FilterOptions, filter_path
-
+    """Handler: load the camera, run the filter, report the frame counts."""
     camera = load_zones(args.zones).camera(args.camera, source=args.zones)
-    if wants_engine(args, camera):
-        return run_stream(args, camera, style_from_name(args.style))
-    options = FilterOptions(
-        style_override=style_from_name(args.style), crf=args.crf, preset=args.preset, progress=show_progress()
-    )
-    stats = filter_path(args.input, args.output, camera, options)
-    print(
-        f"masking filter: {stats.kind} {args.input} -> {args.output}: {stats.frames_in} frames in, "
-        f"{stats.frames_out} frames out ({stats.seconds:.1f} s)"
-    )
-    return EXIT_OK
+    return run_filter(args, camera, style_from_name(args.style))

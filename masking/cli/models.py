@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "models",
         help="List, install and verify the detection models.",
         description=(
-            "Models are listed in models/registry.yaml (or $MASKING_REGISTRY) and installed into "
+            "Models are listed in the package's registry.yaml (or $MASKING_REGISTRY) and installed into "
             "$MASKING_MODEL_DIR (default ~/.cache/masking/models). Every file is checked against the "
             "registry's size and sha256; nothing else is ever loaded."
         ),

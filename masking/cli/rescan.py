@@ -11,7 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from masking.cli._audit_options import add_audit_settings_options, audit_settings_from_args
+from masking.cli._audit_options import (
+    add_audit_settings_options,
+    add_report_options,
+    audit_settings_from_args,
+)
 from masking.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-items", type=int, metavar="N",
                    help="Dispatch at most N items in this run (a trial or staged run); rerun to continue.")
     add_audit_settings_options(p)
+    add_report_options(p)
     p.add_argument("--stream-seconds", type=float, default=10.0, metavar="S",
                    help="Seconds sampled from each stream URL of a folder fleet (manifests set their own; "
                    "default 10: past a passer-by, cheap for thousands of cameras).")
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     store_path = args.store or ((args.out / "rescan.sqlite") if args.out else Path("rescan.sqlite"))
     options = RescanOptions(settings=settings, workers=args.workers, scheduler=args.scheduler,
                             attempts=args.attempts, force=args.force, max_items=args.max_items,
-                            segment_seconds=args.segment_seconds)
+                            segment_seconds=args.segment_seconds, show_unmasked=args.show_unmasked)
     update, close = _progress_printer(show_progress())
     with Store(store_path) as store:
         try:
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         f"{s['items_failed']} failed ({result.elapsed_s:.1f} s, store {store_path})"
     )
     if args.out:
-        paths = write_outputs(result, args.out, str(store_path))
+        paths = write_outputs(result, args.out, str(store_path), lang=args.lang, show_unmasked=args.show_unmasked)
         print(f"rescan: report {paths['html']}, {paths['csv']}, {paths['json']}")
     if s["items_failed"] or s["items_pending"]:
         return EXIT_ITEMS_FAILED

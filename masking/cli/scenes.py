@@ -76,7 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     from masking.cli import EXIT_OK, show_progress
     from masking.errors import InputError
-    from masking.models.cache import file_sha256, verified_model_path
+    from masking.models.cache import cached_sha256, verified_model_path
     from masking.models.registry import load_registry
     from masking.video.images import read_image
 
@@ -112,7 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"{k}-fold stratified cross-validation (prohibited vs not, P >= 0.5): precision {prec:.3f}, recall {rec:.3f}")
     l2 = args.l2 if args.l2 is not None else choose_l2(x, labels)
     head = train_head(x, labels, l2=l2, feature_names=feats.feature_names)
-    head = replace(head, backbone_sha256=file_sha256(verified_model_path(entry.name)))
+    head = replace(head, backbone_sha256=cached_sha256(verified_model_path(entry.name)))
     out = args.out or head_path(entry)
     head.save(out)
     print(f"scene head ({', '.join(head.classes)}; l2 {l2:g}) written to {out}")

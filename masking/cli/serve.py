@@ -28,12 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from masking.stream.build import engine_for, live_hub, stop_on_signals
+    from masking.stream.build import live_hub, pipeline_for, stop_on_signals
     from masking.stream.config import load_serve_config
 
     cfg = load_serve_config(args.config)
     hub = live_hub(cfg)
-    engine = engine_for(cfg, args.config, hub)
+    pipeline = pipeline_for(cfg, args.config, hub)
     server = None
     if hub is not None:
         from masking.web.live import LiveServer
@@ -43,13 +43,13 @@ def _run(args: argparse.Namespace) -> int:
         for name in hub.names():
             log.info("camera %s live: %s and %s", name, server.url(name), server.url(name, "index.m3u8"))
     try:
-        with stop_on_signals(engine) as stopped:
-            results = engine.run()
+        with stop_on_signals(pipeline) as stopped:
+            results = pipeline.run()
     finally:
         if server is not None:
             server.stop()
     if stopped.is_set():
-        log.info("stopped by signal; all outputs closed")
+        log.info("stopped by %s; all outputs closed", stopped.name)
     failed = [r for r in results if r.error]
     for r in failed:
         log.error("camera %s ended with an error: %s", r.name, r.error)

@@ -28,7 +28,7 @@ from masking.config.validation import repeated
 from masking.config.yamlio import load_yaml
 from masking.errors import ConfigError
 
-_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$"
+_ID_RE = r"^[^\W_][\w.:@\-]{0,127}$"  # letters (any script: 酒店-3F), digits, _ . : @ -
 Point = tuple[float, float]
 
 

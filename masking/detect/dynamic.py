@@ -60,7 +60,7 @@ def detect_config_from_preset(preset: str, **options: object) -> DetectConfig:
 
 # --------------------------------------------------------------------------- runtime
 @dataclass(frozen=True)
-class _Plan:
+class _BoundDetector:
     """One spec, resolved: its detector, the class names it masks and its `where` zones."""
 
     spec: DetectSpec
@@ -146,9 +146,9 @@ class DynamicMasks:
 
                 conf = min(s.threshold for s in specs if s.model == model)
                 self.detectors[model] = load_detector(model, threads=threads, conf=conf)
-        self.plans: list[_Plan] = [self._plan(s) for s in specs]
+        self.plans: list[_BoundDetector] = [self._plan(s) for s in specs]
 
-    def _plan(self, spec: DetectSpec) -> _Plan:
+    def _plan(self, spec: DetectSpec) -> _BoundDetector:
         det = self.detectors[spec.model]
         where = f"camera {self.camera.camera_id!r}, detector {spec.model!r}"
         classes: Sequence[str]
@@ -166,14 +166,14 @@ class DynamicMasks:
         zones: tuple[Zone, ...] = ()
         if isinstance(spec.where, list):
             zones = tuple(self.camera.zone(z) for z in spec.where)
-        return _Plan(spec, det, tuple(classes), zones)
+        return _BoundDetector(spec, det, tuple(classes), zones)
 
     @property
     def enabled(self) -> bool:
         """Whether any detector is configured."""
         return bool(self.plans)
 
-    def _select(self, det: Detections, plan: _Plan, scale: tuple[float, float], size: tuple[int, int]) -> MaskBoxes:
+    def _select(self, det: Detections, plan: _BoundDetector, scale: tuple[float, float], size: tuple[int, int]) -> MaskBoxes:
         width, height = size
         d = det.with_classes(plan.classes)
         d = d[d.confidence >= plan.spec.threshold]

@@ -53,7 +53,8 @@ def nms(
     order = np.argsort(-s, kind="stable")
     rank = np.empty(n, np.float32)
     rank[order] = (n - np.arange(n, dtype=np.float32)) / np.float32(n)
-    keep = np.asarray(cv2.dnn.NMSBoxes(xywh, rank, 0.0, float(iou_threshold)), np.int64).reshape(-1)
+    # (OpenCV's stubs say Sequence; it takes the arrays as they are, without a copy into lists)
+    keep = np.asarray(cv2.dnn.NMSBoxes(xywh, rank, 0.0, float(iou_threshold)), np.int64).reshape(-1)  # type: ignore[arg-type]
     keep = keep[np.argsort(-rank[keep], kind="stable")]
     if max_det is not None:
         keep = keep[:max_det]

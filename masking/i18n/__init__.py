@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gettext
 import io
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 from babel.messages.mofile import write_mo
@@ -45,7 +45,7 @@ def normalize_language(value: str | None) -> str:
     raise ConfigError(f"language {value!r}: expected one of {', '.join(LANGUAGES)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str, domain: str) -> gettext.NullTranslations:
     """The catalogue of one language and domain (English and missing catalogues: identity)."""
     if domain not in DOMAINS:
@@ -67,3 +67,16 @@ def translations(language: str, domain: str) -> gettext.NullTranslations:
 def gettext_for(language: str, domain: str):  # type: ignore[no-untyped-def]
     """``_`` for one language and domain: ``_ = gettext_for("zh", "reports"); _("Verdict")``."""
     return translations(language, domain).gettext
+
+
+@cache
+def catalogue(language: str, domain: str) -> dict[str, str]:
+    """Every message of a domain in one language, ``{id: text}``, for code that translates elsewhere
+    (the console's JavaScript gets it as JSON). The ids are those of the Chinese catalogue."""
+    _ = gettext_for(language, domain)
+    res = resources.files(__package__).joinpath("locale", "zh", "LC_MESSAGES", f"{domain}.po")
+    if not res.is_file():
+        return {}
+    with res.open("rb") as fh:
+        ids = [m.id for m in read_po(fh, locale="zh", domain=domain) if m.id and isinstance(m.id, str)]
+    return {i: _(i) for i in ids}

@@ -51,7 +51,7 @@ class _Op:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _ZoneOps:
     """All ops for one resolution and buffer layout."""
 
     planes: tuple[tuple[_Op, ...], ...]  # bgr: one plane; yuv420p: Y, U, V
@@ -70,7 +70,7 @@ class ZoneMasker:
         self.style_override = style_override
         self._masked_zones = tuple(z for z in camera.zones if z.masked)
         self._all_zones = tuple(camera.zones)
-        self._plans: dict[tuple[str, bool, int, int], _Plan] = {}
+        self._plans: dict[tuple[str, bool, int, int], _ZoneOps] = {}
         self._lock = threading.Lock()
 
     @property
@@ -119,7 +119,7 @@ class ZoneMasker:
                     _apply_op(frame, op)
         return frames
 
-    def _plan(self, layout: str, include_watch: bool, width: int, height: int) -> _Plan:
+    def _plan(self, layout: str, include_watch: bool, width: int, height: int) -> _ZoneOps:
         key = (layout, include_watch, width, height)
         plan = self._plans.get(key)
         if plan is None:
@@ -291,7 +291,7 @@ def _effective_style(zone: Zone, override: MaskStyle | None) -> MaskStyle:
 
 def _build_plan(
     zones: Sequence[Zone], override: MaskStyle | None, layout: str, width: int, height: int
-) -> _Plan:
+) -> _ZoneOps:
     """One op per zone, cropped to the zone's rectangle; masks made disjoint (fill > pixelate > blur)."""
     styled = [(_effective_style(z, override), z) for z in zones]
     styled.sort(key=lambda sz: _PRIORITY[sz[0].mode])  # stable: file order within a style
@@ -303,12 +303,12 @@ def _build_plan(
         if mask.any():
             luma_ops.append((style, mask))
     if layout == "bgr":
-        return _Plan((tuple(_make_op(s, m, "bgr", 1) for s, m in luma_ops),))
+        return _ZoneOps((tuple(_make_op(s, m, "bgr", 1) for s, m in luma_ops),))
     y_ops = tuple(_make_op(s, m, "y", 1) for s, m in luma_ops)
     chroma = [(s, _chroma_mask(m)) for s, m in luma_ops]
     u_ops = tuple(_make_op(s, m, "u", 2) for s, m in chroma)
     v_ops = tuple(_make_op(s, m, "v", 2) for s, m in chroma)
-    return _Plan((y_ops, u_ops, v_ops))
+    return _ZoneOps((y_ops, u_ops, v_ops))
 
 
 def _chroma_mask(luma: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

@@ -33,12 +33,6 @@ def rasterize(zones: Sequence[Zone], width: int, height: int) -> Mask:
     return _union_cached(key, int(width), int(height))
 
 
-def rasterize_polygon(polygon: PolygonSpec, width: int, height: int) -> Mask:
-    """One normalised polygon (holes allowed) as a read-only bool (height, width) mask (cached)."""
-    _check_size(width, height)
-    return _polygon_cached(polygon.model_dump_json(), int(width), int(height))
-
-
 def _check_size(width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")

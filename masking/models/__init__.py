@@ -1,4 +1,4 @@
-"""Model registry (models/registry.yaml) and the verified model cache."""
+"""Model registry (masking/models/registry.yaml) and the verified model cache."""
 
 from masking.models.registry import EvidenceRule, ModelEntry, Registry, load_registry
 

@@ -10,7 +10,6 @@ pay for the full hash only once.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import threading
@@ -18,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from masking.digest import content_sha256
 from masking.errors import ChecksumError, ModelNotInstalledError
 from masking.models.registry import ModelEntry, load_registry
 
-_CHUNK = 1 << 20
 _HASH_LOCK = threading.Lock()
 _HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -66,8 +65,8 @@ def install_hint(entry: ModelEntry, force: bool = False) -> str:
     return f"masking models pull {entry.name}  (or: masking models pull {entry.name} --from MIRROR_DIR)"
 
 
-def file_sha256(path: Path, fresh: bool = False) -> str:
-    """sha256 (hex) of `path`, cached per process by (path, size, mtime); `fresh` re-reads the file."""
+def cached_sha256(path: Path, fresh: bool = False) -> str:
+    """sha256 (hex) of `path`, memoised per process by (path, size, mtime); `fresh` re-reads the file."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if not fresh:
@@ -75,11 +74,7 @@ def file_sha256(path: Path, fresh: bool = False) -> str:
             cached = _HASHES.get(key)
         if cached is not None:
             return cached
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = content_sha256(path)
     with _HASH_LOCK:
         _HASHES[key] = digest
     return digest
@@ -109,7 +104,7 @@ def mismatch_reason(entry: ModelEntry, path: Path, full: bool = True, fresh: boo
         what = "truncated" if size < entry.size else "too large"
         return f"{what}: {size:,} bytes, registry says {entry.size:,}"
     if full:
-        digest = file_sha256(path, fresh=fresh)
+        digest = cached_sha256(path, fresh=fresh)
         if digest != entry.sha256:
             return f"sha256 {digest} differs from the registry's {entry.sha256} (damaged or a different file)"
     return ""

@@ -1,25 +1,27 @@
 """The model registry: what each model is, where it comes from, and how its classes are used.
 
-The registry is `models/registry.yaml` at the project root (override with `$MASKING_REGISTRY`).
-Users add their own models, and map their classes to Art. 7 evidence, by editing it or by
-pointing `$MASKING_REGISTRY` at their own file; no code changes.
+The registry is `masking/models/registry.yaml`, package data installed with the package (found
+through `importlib.resources`, so an installed wheel finds it too); `$MASKING_REGISTRY` overrides
+it. Users add their own models, and map their classes to Art. 7 evidence, by pointing
+`$MASKING_REGISTRY` at their own copy; no code changes.
 """
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from masking.art7 import Category
 from masking.config.validation import repeated
 from masking.config.yamlio import load_yaml
 from masking.errors import ConfigError, ModelError
 
 Family = Literal["ultralytics", "yolox", "yunet", "ultraface", "centerface", "scenes"]
-Category = Literal["guest_room", "dormitory", "bathroom", "toilet", "shower", "changing_room"]
 
 COCO80: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -128,12 +130,23 @@ class Registry(_Strict):
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(m.name for m in self.models)}")
 
 
+REGISTRY_FILE = "registry.yaml"
+
+
+def packaged_registry_path() -> Path:
+    """The registry that ships inside the package (`masking/models/registry.yaml`)."""
+    res = resources.files(__package__).joinpath(REGISTRY_FILE)
+    if not isinstance(res, Path):  # a zip import: masking needs its package data on disk
+        raise ConfigError(f"{res}: the packaged model registry is not a file on disk (install masking unzipped)")
+    return res
+
+
 def default_registry_path() -> Path:
-    """`$MASKING_REGISTRY`, else `models/registry.yaml` beside the package."""
+    """`$MASKING_REGISTRY`, else the registry that ships inside the package."""
     env = os.environ.get("MASKING_REGISTRY")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "models" / "registry.yaml"
+    return packaged_registry_path()
 
 
 @lru_cache(maxsize=8)

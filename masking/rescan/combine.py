@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 _RANK = {"violation": 4, "review": 3, "failed": 2, "pending": 1, "compliant": 0}
-CAMERA_VERDICTS = ("violation", "review", "failed", "pending", "compliant")
 
 
 def _item_view(item: dict[str, Any]) -> dict[str, Any]:

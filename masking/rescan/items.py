@@ -17,14 +17,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from masking.digest import content_sha256
 from masking.errors import MaskingError
-from masking.rescan.manifest import Fleet, FleetCamera, is_stream, media_kind
+from masking.media import is_stream_url, media_kind
+from masking.rescan.manifest import Fleet, FleetCamera
 
 log = logging.getLogger(__name__)
 
 # Bumped when the per-item result format changes: old results are then redone.
 RESULT_VERSION = 1
-_CHUNK = 1 << 20
 
 Hasher = Callable[[Path], str]
 Prober = Callable[[Path], "float | None"]
@@ -65,15 +66,6 @@ def segment_label(source: str, segment: tuple[float, float | None] | list[Any] |
     return f"{source}#t={start:g}" + (f",{end:g}" if end is not None else "")
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's content."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def settings_key(settings: dict[str, Any]) -> str:
     """A stable hash of the audit settings (canonical JSON)."""
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
@@ -81,12 +73,11 @@ def settings_key(settings: dict[str, Any]) -> str:
 
 
 def video_seconds(path: Path) -> float | None:
-    """A clip's duration from its container header (frames / fps), or None when it does not say."""
+    """A clip's duration from its container header, or None when it does not say."""
     from masking.video.reader import VideoReader
 
     with VideoReader(path) as reader:
-        info = reader.info
-        return info.frames / float(info.fps) if info.frames and info.fps else None
+        return reader.info.duration_s
 
 
 def _segments(duration: float | None, seconds: float | None) -> list[tuple[float, float | None] | None]:
@@ -113,11 +104,11 @@ def item_id(camera_id: str, source: str, config_key: str) -> str:
 
 def _expand_entry(entry: str) -> tuple[list[tuple[str, str]], str | None]:
     """(source, kind) pairs of one footage entry, or an error saying why there are none."""
-    if is_stream(entry):
+    if is_stream_url(entry):
         return [(entry, "stream")], None
     if any(ch in entry for ch in "*?["):
         matches = sorted(Path(m) for m in glob.glob(entry, recursive=True))
-        found = [(str(m.resolve()), k) for m in matches if m.is_file() and (k := media_kind(m))]
+        found: list[tuple[str, str]] = [(str(m.resolve()), k) for m in matches if m.is_file() and (k := media_kind(m))]
         return (found, None) if found else ([], f"glob {entry} matched no image or video file")
     p = Path(entry)
     if p.is_dir():
@@ -138,7 +129,7 @@ def _expand_entry(entry: str) -> tuple[list[tuple[str, str]], str | None]:
 def plan_items(
     fleet: Fleet,
     settings: dict[str, Any],
-    hasher: Hasher = file_sha256,
+    hasher: Hasher = content_sha256,
     segment_seconds: float | None = None,
     prober: Prober = video_seconds,
 ) -> list[WorkItem]:

@@ -31,14 +31,11 @@ from masking.config.validation import repeated
 from masking.config.yamlio import load_yaml
 from masking.config.zones import Camera, format_validation_error, load_zones, zone_id_ok
 from masking.errors import ConfigError
-from masking.video.images import IMAGE_SUFFIXES
+from masking.media import is_stream_url, media_kind
 
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
-IMAGE_EXTS = IMAGE_SUFFIXES  # what `masking audit` reads as a still image
-VIDEO_EXTS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".flv"})
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://", "tcp://")
 CSV_COLUMNS = ("camera_id", "site", "zones", "zones_camera", "footage", "stream_seconds")
 ZONES_FILE_NAME = "zones.yaml"
 
@@ -130,21 +127,6 @@ class Fleet(BaseModel):
 
 
 # --------------------------------------------------------------------------- helpers
-def is_stream(entry: str) -> bool:
-    """Whether a footage entry is a stream URL."""
-    return entry.lower().startswith(STREAM_SCHEMES)
-
-
-def media_kind(path: Path) -> str | None:
-    """`image`, `video` or None by file extension."""
-    ext = path.suffix.lower()
-    if ext in IMAGE_EXTS:
-        return "image"
-    if ext in VIDEO_EXTS:
-        return "video"
-    return None
-
-
 def _resolve_zones(entry: CameraEntry, base: Path, source: str) -> tuple[str | None, Camera | None]:
     if entry.zones is None:
         if entry.zones_camera is not None:
@@ -162,7 +144,7 @@ def _resolve_zones(entry: CameraEntry, base: Path, source: str) -> tuple[str | N
 
 
 def _resolve_footage(entry: str, base: Path) -> str:
-    if is_stream(entry):
+    if is_stream_url(entry):
         return entry
     p = Path(entry).expanduser()
     return str(p if p.is_absolute() else base.resolve() / p)

@@ -18,9 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from masking.digest import content_sha256
 from masking.rescan.combine import combine_results, deciding_item
 from masking.rescan.engines import Engine, make_engine
-from masking.rescan.items import WorkItem, file_sha256, plan_items
+from masking.rescan.items import WorkItem, plan_items
 from masking.rescan.manifest import Fleet, FleetCamera
 from masking.rescan.store import ItemOutcome, Store
 
@@ -64,6 +65,11 @@ class RescanOptions(BaseModel):
     factory: str | None = Field(
         None, description="`module:function(settings, threads) -> Auditor` building the auditor on workers; "
         "default masking.audit.Auditor. A seam for tests and custom detectors."
+    )
+    show_unmasked: bool = Field(
+        False, description="Store thumbnails without masking the camera's zones or blurring faces "
+        "(default: masked as recorded, faces blurred). Not part of an item's key: done items keep their "
+        "thumbnails until --force."
     )
 
 
@@ -126,6 +132,7 @@ def _spec(item: WorkItem, cam: FleetCamera, options: RescanOptions) -> dict[str,
         "camera": cam.zones.model_dump(mode="json") if cam.zones is not None else None,
         "settings": options.settings,
         "factory": options.factory,
+        "show_unmasked": options.show_unmasked,
     }
 
 
@@ -240,7 +247,7 @@ def run_rescan(
     items and those finished before)."""
     t0 = time.perf_counter()
     keyed = {**options.settings, "_factory": options.factory} if options.factory else options.settings
-    items = plan_items(fleet, keyed, hasher=lambda p: store.cached_hash(p, file_sha256),
+    items = plan_items(fleet, keyed, hasher=lambda p: store.cached_hash(p, content_sha256),
                        segment_seconds=options.segment_seconds)
     engine_name = _engine_name(options)
     run_id = store.start_run(engine_name, options.workers if not options.scheduler else 0, fleet.source, options.settings)

@@ -11,28 +11,22 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import math
 import os
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from fractions import Fraction
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
-import numpy.typing as npt
 
 from masking.errors import ConfigError, MaskingError
 from masking.rescan.items import segment_label
 
 log = logging.getLogger(__name__)
 
-THUMB_SIDE = 320  # thumbnail long side in pixels: readable in a table, ~15 kB as JPEG
-_THUMB_QUALITY = 80
 _THREADS: int | None = None
 _FACTORY: str | None = None
 _LOCAL = threading.local()
@@ -88,67 +82,35 @@ def _auditor(settings: dict[str, Any], factory: str | None) -> Any:
     return cache[key]
 
 
-def _window_frames(source: str, start_s: float, end_s: float, fps: float, max_frames: int) -> Iterator[Any]:
-    """AuditFrames of a file or stream between `start_s` and `end_s` (seconds from its first frame,
-    by PTS), sampled at `fps`, at most `max_frames`. Frames before the window are decoded and
-    skipped (the reader does not seek)."""
-    from masking.audit import AuditFrame
-    from masking.video.reader import VideoReader
+def _privacy(show_unmasked: bool) -> Any:
+    """One `PrivacyFilter` per worker thread (its face model is loaded once, then reused)."""
+    from masking.report.pictures import PrivacyFilter
 
-    step = 1.0 / fps
-    next_t = start_s
-    first: float | None = None
-    taken = 0
-    with VideoReader(source) as reader:
-        for vf in reader:
-            tb = vf.time_base or reader.info.time_base
-            t = float(vf.pts * Fraction(tb)) if vf.pts is not None else vf.index / float(reader.info.fps)
-            if first is None:
-                first = t
-            rel = t - first
-            if rel >= end_s:
-                break
-            if rel + 1e-6 >= next_t:
-                yield AuditFrame(vf.image, vf.index, t)
-                taken += 1
-                next_t += step
-                if taken >= max_frames:
-                    break
+    cache: dict[bool, Any] = _LOCAL.__dict__.setdefault("privacy", {})
+    if show_unmasked not in cache:
+        cache[show_unmasked] = PrivacyFilter(show_unmasked=show_unmasked, threads=_THREADS or 1)
+    return cache[show_unmasked]
 
 
-def _thumbnail(result: Any, camera: Any) -> bytes | None:
-    """The evidence frame, downscaled, with the camera's zones, the evidence boxes and the proposed
-    masks (dashed) drawn on it, as JPEG bytes."""
-    from masking.annotate import draw_boxes, draw_polygon, draw_zones
+def _thumbnail(result: Any, camera: Any, show_unmasked: bool = False) -> bytes | None:
+    """The evidence frame as the report shows it (`masking.audit.report.audit_picture`: zones
+    masked as recorded and faces blurred unless `show_unmasked`, downscaled to 320 px, annotated),
+    as JPEG bytes."""
+    from masking.audit.report import audit_picture
 
-    frame: npt.NDArray[np.uint8] | None = getattr(result, "snapshot", None)
-    if frame is None:
-        return None
-    h, w = frame.shape[:2]
-    scale = min(1.0, THUMB_SIDE / max(h, w))
-    img = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    th, tw = img.shape[:2]
-    if camera is not None and camera.zones:
-        img = draw_zones(img, camera, labels=False)
-    shown = [e for e in result.evidence if getattr(result, "snapshot_frame", None) in (None, e.frame)]
-    if shown:
-        boxes = np.array([e.xyxy_norm for e in shown], np.float64) * np.array([tw, th, tw, th], np.float64)
-        colors = [(0, 200, 0) if e.masked else (0, 0, 255) for e in shown]
-        draw_boxes(img, boxes, colors, labels=[e.class_name for e in shown], thickness=1)
-    for m in result.proposed_masks:
-        pts = np.asarray(m.polygon, np.float64).reshape(-1, 2) * np.array([tw, th], np.float64)
-        draw_polygon(img, pts, (0, 220, 255), dashed=True, thickness=2)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, _THUMB_QUALITY])
-    return bytes(buf) if ok else None
+    picture = audit_picture(result, camera, _privacy(show_unmasked))
+    return picture.jpeg if picture is not None else None
 
 
 def run_item(spec: dict[str, Any]) -> dict[str, Any]:
     """Audit one item. `spec`: item_id, kind (image|video|stream), source, stream_seconds, segment
-    ([start, end] seconds of a clip, or None for all of it), camera (zones Camera as a dict, or None), settings (AuditSettings as a dict), factory.
+    ([start, end] seconds of a clip, or None for all of it), camera (zones Camera as a dict, or None), settings (AuditSettings as a dict), factory,
+    show_unmasked (optional: thumbnail without masking zones and blurring faces).
 
     Returns {item_id, ok, result, thumbnail, duration_s, worker} or {item_id, ok: False, error, ...};
     `duration_s` is the audit's time (reading, sampling, detection, thumbnail), not model loading.
     """
+    from masking.audit.auditor import sample_video
     from masking.config.zones import Camera
 
     t0 = time.perf_counter()
@@ -162,17 +124,18 @@ def run_item(spec: dict[str, Any]) -> dict[str, Any]:
         settings = spec["settings"]
         fps, max_frames = float(settings.get("sample_fps", 1.0)), int(settings.get("max_frames", 60))
         if kind == "stream":
-            frames = _window_frames(source, 0.0, float(spec["stream_seconds"]), fps, max_frames)
+            frames = sample_video(source, fps, max_frames, 0.0, float(spec["stream_seconds"]))
             result = auditor.audit_frames(frames, camera, source)
         elif kind == "video" and spec.get("segment"):
             start, end = spec["segment"]
-            frames = _window_frames(source, float(start), math.inf if end is None else float(end), fps, max_frames)
+            frames = sample_video(source, fps, max_frames, float(start), None if end is None else float(end))
             result = auditor.audit_frames(frames, camera, segment_label(source, spec["segment"]))
         elif kind in ("image", "video"):
             result = auditor.audit_path(Path(source), camera)
         else:
             raise ConfigError(f"item {spec['item_id']}: unknown kind {kind!r}")
-        out.update(ok=True, result=result.to_dict(), thumbnail=_thumbnail(result, camera))
+        out.update(ok=True, result=result.to_dict(),
+                   thumbnail=_thumbnail(result, camera, bool(spec.get("show_unmasked"))))
     except MaskingError as exc:
         out.update(ok=False, error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:

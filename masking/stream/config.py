@@ -12,6 +12,7 @@ cameras:
       segment_seconds: 300    # h264 only: one file per 5 minutes of source time
     zones: /etc/masking/zones.yaml
     camera: lobby-cam         # camera id in the zones file (optional when it holds one camera)
+    vault: /srv/vault         # optional: seal the pixels under dynamic masks (`masking vault init`)
     detection:                # optional: overrides the zones file's `detect` section
       detect: faces,bodies
       every: 1
@@ -34,6 +35,7 @@ http:                         # where every `http` output is served (default 127
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -123,6 +125,15 @@ class ServeCamera(_Strict):
     zones: Path = Field(description="Zones YAML file (relative paths are relative to this config).")
     camera: str | None = Field(None, description="Camera id in the zones file; optional when it holds one camera.")
     detection: DetectionSpec | None = Field(None, description="Overrides the zones file's detection.")
+    vault: Path | None = Field(None, description="Vault folder (`masking vault init`): seal the original pixels under "
+                               "dynamic masks into a sidecar per segment and register each segment (h264 only).")
+
+    @model_validator(mode="after")
+    def _vault_h264(self) -> ServeCamera:
+        formats = [o.format for o in ([self.sink] if self.sink else []) + list(self.outputs or [])]
+        if self.vault is not None and "h264" not in formats:
+            raise ValueError("vault needs an h264 output (the sealed sidecar sits next to each segment)")
+        return self
 
     @model_validator(mode="after")
     def _one_output_form(self) -> ServeCamera:
@@ -160,7 +171,8 @@ class ServeConfig(_Strict):
         dups = repeated(c.name for c in self.cameras)
         if dups:
             raise ValueError(f"camera names must be unique; repeated: {dups}")
-        dup_out = repeated(str(o.path) for c in self.cameras for o in c.all_outputs if isinstance(o, SinkSpec))
+        dup_out = repeated(os.path.realpath(o.path) for c in self.cameras for o in c.all_outputs
+                           if isinstance(o, SinkSpec))  # `out/a.mp4` == `./x/../out/a.mp4`
         if dup_out:
             raise ValueError(f"two cameras write to the same sink path: {dup_out}")
         return self
@@ -182,13 +194,23 @@ def load_serve_config(path: str | Path) -> ServeConfig:
     cams = []
     for c in cfg.cameras:
         src = c.source if re.match(r"^[a-z][a-z0-9+.-]*://", c.source) else str(base / c.source)
-        update: dict[str, Any] = {"source": src, "zones": base / c.zones}
+        update: dict[str, Any] = {"source": src, "zones": base / c.zones,
+                                  "vault": base / c.vault if c.vault is not None else None}
         if c.sink is not None:
             update["sink"] = c.sink.model_copy(update={"path": base / c.sink.path})
         if c.outputs is not None:
             update["outputs"] = [o.model_copy(update={"path": base / o.path}) if isinstance(o, SinkSpec) else o
                                  for o in c.outputs]
         cams.append(c.model_copy(update=update))
+    by_path: dict[str, str] = {}
+    for c in cams:  # relative to the config's folder, symlinks and `..` resolved
+        for o in c.all_outputs:
+            if not isinstance(o, SinkSpec):
+                continue
+            real = os.path.realpath(o.path)
+            if real in by_path:
+                raise ConfigError(f"{p}: cameras {by_path[real]!r} and {c.name!r} write to the same path {real}")
+            by_path[real] = c.name
     return cfg.model_copy(update={"cameras": cams})
 
 

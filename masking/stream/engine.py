@@ -1,4 +1,8 @@
-"""The streaming engine: decode, detect, mask and encode concurrently, per camera, fail closed.
+"""The masking pipeline: decode, detect, mask and encode concurrently, per camera, fail closed.
+
+Every `masking filter` run (video file, URL, image, image folder, raw pipe; with or without
+detection) and every `masking serve` camera runs here; `masking.stream.build` makes the sources
+and sinks for both.
 
 Threads joined by bounded queues, per camera:
 
@@ -14,7 +18,14 @@ are logged every `stats_interval_s` and at exit; see `masking.stream.stats` for 
 
 Frames travel as yuv420p planes when the source and the sink both take them (H.264 files and
 streams: no full-size colour conversion anywhere; the detector builds its small BGR input from the
-planes, bit for bit what it got from bgr24 frames), else as BGR (raw and JPEG sinks, raw input).
+planes, bit for bit what it got from bgr24 frames), else as BGR (raw, JPEG and image sinks, raw
+input). Still images (`SourceInfo.stills`) may each have their own size; each is masked with its
+own detection only (no holding across images) and waits for it up to `STILLS_MAX_LATENCY_MS`.
+
+`MaskingPipeline.stop()` ends the sources; frames already read are masked and written and every
+output is closed. `stop(discard=True)` (an interrupted `masking filter`) aborts the outputs
+instead: nothing incomplete stays under a final name; finished files (segments, images) stay and
+are listed in `CameraResult.outputs`.
 """
 
 from __future__ import annotations
@@ -36,15 +47,17 @@ from masking.stream.detect_stage import (
     group_key,
 )
 from masking.stream.frames import MaskedFrame, SourceFrame
-from masking.stream.masker import MaskPolicy, MaskStage, ResultBoard
+from masking.stream.masker import MaskPolicy, MaskStage, RegionSealer, ResultBoard
 from masking.stream.queues import BoundedQueue
 from masking.stream.sinks import Sink
 from masking.stream.sources import Source, SourceInfo, StreamSource, validate
 from masking.stream.stats import CameraStats, StatsSnapshot
+from masking.video.layout import PixelLayout
 
 log = logging.getLogger(__name__)
 
 SinkFactory = Callable[[SourceInfo], Sink]
+STILLS_MAX_LATENCY_MS = 3_600_000.0  # an image has no real-time deadline: it waits for its own detection
 
 
 class _EOS:
@@ -64,13 +77,14 @@ class CameraJob:
     sink: SinkFactory
     hold_motion: float = 0.02
     style_override: MaskStyle | None = None  # replaces zone and detection styles (the CLI's --style)
-    sink_layouts: tuple[str, ...] = ("bgr24",)  # layouts the sink accepts; "yuv420p" skips colour conversion
+    sink_layouts: tuple[PixelLayout, ...] = (PixelLayout.bgr24,)  # layouts the sink takes; yuv420p: no conversion
     abort_on_error: bool = False  # discard the output if the source fails (filter); serve keeps what it wrote
+    sealer: RegionSealer | None = None  # vault (issue 12): captures dynamic regions before they are masked
 
 
 @dataclass(frozen=True)
-class EngineOptions:
-    """Engine-wide settings."""
+class PipelineOptions:
+    """Settings shared by every camera of a pipeline."""
 
     queue_size: int = 8
     stats_interval_s: float = 10.0
@@ -85,7 +99,8 @@ class CameraResult:
     name: str
     stats: StatsSnapshot
     error: str | None = None
-    outputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # complete files written (segments, images)
+    discarded: bool = False  # the open output was removed (stopped with discard, or the run failed)
 
 
 def _default_factory(threads: int) -> DetectorFactory:
@@ -100,12 +115,15 @@ def _default_factory(threads: int) -> DetectorFactory:
 class _CameraRun:
     """The threads and queues of one camera."""
 
-    def __init__(self, job: CameraJob, group: DetectionGroup | None, opts: EngineOptions, stop: threading.Event) -> None:
+    def __init__(self, job: CameraJob, group: DetectionGroup | None, opts: PipelineOptions, stop: threading.Event,
+                 discard: threading.Event) -> None:
         from masking.masks.apply import ZoneMasker
 
         self.job = job
         self.group = group
         self.stop = stop
+        self.discard = discard
+        self.discarded = False
         self.stats = CameraStats(job.name)
         self.policy = MaskPolicy.from_camera(job.camera, job.hold_motion)
         self.board = ResultBoard() if group is not None else None
@@ -149,8 +167,12 @@ class _CameraRun:
                 return
             # yuv420p planes end to end when source and sink both take them (detecting cameras too:
             # the detector builds its small BGR input from the planes), else bgr24.
-            planar = info.planar_ok and "yuv420p" in getattr(src, "layouts", ()) and "yuv420p" in self.job.sink_layouts
-            info = replace(info, layout="yuv420p" if planar else "bgr24")
+            planar = (info.planar_ok and PixelLayout.yuv420p in getattr(src, "layouts", ())
+                      and PixelLayout.yuv420p in self.job.sink_layouts)
+            info = replace(info, layout=PixelLayout.yuv420p if planar else PixelLayout.bgr24)
+            if info.stills:  # unrelated images: own detections only, no deadline that black them under load
+                self.policy = replace(self.policy, every=1, hysteresis=0, lookahead=False, hold_frames=0,
+                                      max_latency_ms=max(self.policy.max_latency_ms, STILLS_MAX_LATENCY_MS))
             self.info = info
             self.info_ready.set()
             every = self.policy.every
@@ -163,7 +185,10 @@ class _CameraRun:
                 board = self.board if index % every == 0 else None  # key frames of detecting cameras
                 if image is None:
                     self.stats.add("corrupt")
-                    log.warning("camera %s: frame %d is corrupt (%s); it is masked by the full policy", self.job.name, index, why)
+                    n = self.stats.corrupt
+                    if n <= 10 or n % 250 == 0:  # a camera that changed size would otherwise log every frame
+                        log.warning("camera %s: frame %d is corrupt (%s); it is masked by the full policy (%d so far%s)",
+                                    self.job.name, index, why, n, "; further ones logged every 250" if n == 10 else "")
                     if board is not None:
                         board.skip(index)
                 elif board is not None and self.group is not None:
@@ -197,19 +222,31 @@ class _CameraRun:
             self.frames.put_force(_END)
 
     # -------------------------------------------------------------- mask
+    def _stage(self, stages: dict[tuple[int, int], MaskStage], item: SourceFrame) -> MaskStage:
+        """The mask stage for the frame's size (one size per video; stills each have their own)."""
+        info = self.info
+        assert info is not None
+        size = (info.width, info.height)
+        if info.stills and item.corrupt is None:
+            size = (int(item.image.shape[1]), int(item.image.shape[0]))
+        stage = stages.get(size)
+        if stage is None:
+            if len(stages) > 8:
+                stages.clear()
+            stage = stages[size] = MaskStage(self.masker, self.policy, self.board, size[0], size[1], info.layout,
+                                             sealer=self.job.sealer)  # vault
+        return stage
+
     def _mask_loop(self) -> None:
         self.info_ready.wait()
-        stage = None
-        if self.info is not None:
-            stage = MaskStage(self.masker, self.policy, self.board, self.info.width, self.info.height, self.info.layout)
+        stages: dict[tuple[int, int], MaskStage] = {}
         while True:
             item = self.frames.get()
             if isinstance(item, _EOS):
                 self.masked.put_force(_END)
                 return
-            assert stage is not None
             try:
-                mf, decision = stage.process(item)
+                mf, decision = self._stage(stages, item).process(item)
             except Exception as exc:
                 self._fail(f"masking failed on frame {item.index}: {type(exc).__name__}: {exc}")
                 self.stats.add("failed")
@@ -251,14 +288,19 @@ class _CameraRun:
         elif self.error is not None and self.job.abort_on_error:
             log.error("camera %s: output discarded because the run failed", self.job.name)
             self._abort(sink)
+        elif self.discard.is_set():
+            log.warning("camera %s: stopped; the incomplete output is discarded", self.job.name)
+            self._abort(sink)
         else:
             try:
                 sink.close()
-                self.outputs = [str(p) for p in getattr(sink, "files", [])]
             except Exception as exc:
                 self._fail(f"closing the sink failed: {type(exc).__name__}: {exc}")
+                self._abort(sink)
+        self.outputs = [str(p) for p in getattr(sink, "files", [])]
 
     def _abort(self, sink: Sink) -> None:
+        self.discarded = True
         try:
             sink.abort()
         except Exception as exc:
@@ -269,15 +311,16 @@ class _CameraRun:
             t.join()
 
 
-class Engine:
+class MaskingPipeline:
     """Runs a set of cameras until their sources end or `stop()` is called."""
 
-    def __init__(self, jobs: list[CameraJob], options: EngineOptions = EngineOptions()) -> None:
+    def __init__(self, jobs: list[CameraJob], options: PipelineOptions = PipelineOptions()) -> None:
         names = [j.name for j in jobs]
         if len(set(names)) != len(names):
             raise MaskingError(f"camera names must be unique, got {names}")
         self.options = options
         self._stop = threading.Event()
+        self._discard = threading.Event()
         factory = options.detector_factory or _default_factory(options.detector_threads)
         self.groups = build_groups([j.camera for j in jobs], factory, options.queue_size)
         for g in self.groups.values():
@@ -285,10 +328,14 @@ class Engine:
         self.cameras = []
         for job in jobs:
             key = group_key(job.camera)
-            self.cameras.append(_CameraRun(job, self.groups.get(key) if key else None, options, self._stop))
+            self.cameras.append(_CameraRun(job, self.groups.get(key) if key else None, options, self._stop,
+                                           self._discard))
 
-    def stop(self) -> None:
-        """Ask every source to stop; frames already read are still masked, written and closed."""
+    def stop(self, discard: bool = False) -> None:
+        """Ask every source to stop; frames already read are still masked and written. The outputs
+        are closed, or with `discard` aborted (incomplete files removed, complete ones kept)."""
+        if discard:
+            self._discard.set()
         self._stop.set()
 
     def run(self) -> list[CameraResult]:
@@ -315,7 +362,7 @@ class Engine:
         for c in self.cameras:
             snap = c.stats.check()
             log.info("final %s", snap.line())
-            results.append(CameraResult(c.job.name, snap, c.error, c.outputs))
+            results.append(CameraResult(c.job.name, snap, c.error, c.outputs, c.discarded))
         return results
 
     def _report(self, done: threading.Event) -> None:

@@ -1,4 +1,4 @@
-"""Frames as they travel through the streaming engine.
+"""Frames as they travel through the masking pipeline.
 
 `SourceFrame` is what a source produced (possibly corrupt); `MaskedFrame` is what the masking
 stage produced. Sinks accept only `MaskedFrame`, and only the masking stage can make one: its
@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from masking.errors import MaskingError
+from masking.video.layout import PixelLayout
 
 Image = npt.NDArray[np.uint8]
 
@@ -47,7 +48,7 @@ class SourceFrame:
             (H*3/2, W); anything else is treated as corrupt.
         pts: presentation timestamp in `time_base` units, as in the source (never wall clock).
         time_base: seconds per pts unit.
-        arrival: `time.monotonic()` when the frame entered the engine (latency accounting only).
+        arrival: `time.monotonic()` when the frame entered the pipeline (latency accounting only).
         corrupt: why the source could not deliver a valid image, or None.
         deadline: for a frame submitted to detection, the monotonic time after which it is
             released without its result.
@@ -90,7 +91,9 @@ class MaskedFrame:
         image: masked uint8 frame: BGR (H, W, 3), or yuv420p planes (H*3/2, W) per `layout`.
         pts, time_base: the source timestamp, unchanged.
         masked_by: which rule masked the frame.
-        arrival: when the source frame entered the engine.
+        arrival: when the source frame entered the pipeline.
+        regions: with a vault, the original pixels of the dynamic regions, captured before they were
+            masked (the sink seals them into the segment's sidecar); None otherwise.
     """
 
     index: int
@@ -100,7 +103,8 @@ class MaskedFrame:
     masked_by: MaskedBy
     arrival: float
     _seal: _Seal
-    layout: str = "bgr24"
+    layout: PixelLayout | str = PixelLayout.bgr24  # a PixelLayout once made (a name is converted)
+    regions: Any = None  # vault: original pixels under the dynamic masks (masking.vault.seal.Regions)
 
     def __post_init__(self) -> None:
         if self._seal is not _SEAL:
@@ -108,12 +112,15 @@ class MaskedFrame:
         img = self.image
         if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
             raise MaskingError(f"MaskedFrame {self.index}: image must be a uint8 array")
-        if self.layout == "bgr24" and not (img.ndim == 3 and img.shape[2] == 3):
+        try:
+            layout = PixelLayout(self.layout)
+        except ValueError:
+            raise MaskingError(f"MaskedFrame {self.index}: unknown layout {self.layout!r}") from None
+        object.__setattr__(self, "layout", layout)
+        if layout is PixelLayout.bgr24 and not (img.ndim == 3 and img.shape[2] == 3):
             raise MaskingError(f"MaskedFrame {self.index}: bgr24 image must be (H, W, 3), got {img.shape}")
-        if self.layout == "yuv420p" and not (img.ndim == 2 and img.shape[0] % 3 == 0):
+        if layout is PixelLayout.yuv420p and not (img.ndim == 2 and img.shape[0] % 3 == 0):
             raise MaskingError(f"MaskedFrame {self.index}: yuv420p image must be (H*3/2, W), got {img.shape}")
-        if self.layout not in ("bgr24", "yuv420p"):
-            raise MaskingError(f"MaskedFrame {self.index}: unknown layout {self.layout!r}")
 
 
 def require_masked(frame: object) -> MaskedFrame:

@@ -34,6 +34,12 @@ from masking.masks.boxes import MaskBoxes
 from masking.stream.frames import Image, MaskedBy, MaskedFrame, SourceFrame, seal
 
 
+class RegionSealer(Protocol):
+    """Vault seam (masking.vault.recorder.VaultSealer): copies original pixels before they are masked."""
+
+    def capture(self, img: Image, xyxy: np.ndarray | None, layout: str) -> object: ...
+
+
 class Masker(Protocol):
     """What the stage needs from `masking.masks.apply.ZoneMasker`."""
 
@@ -230,8 +236,9 @@ class MaskStage:
     """Turns `SourceFrame`s into `MaskedFrame`s for one camera."""
 
     def __init__(self, masker: Masker, policy: MaskPolicy, board: ResultBoard | None, width: int, height: int,
-                 layout: str = "bgr24") -> None:
+                 layout: str = "bgr24", sealer: RegionSealer | None = None) -> None:
         self.masker = masker
+        self.sealer = sealer  # vault: dynamic regions are captured after the zones, before the masks
         self.policy = policy
         self.board = board  # None: no detection configured (static zones only)
         self.width = width
@@ -249,6 +256,7 @@ class MaskStage:
 
     def process(self, sf: SourceFrame) -> tuple[MaskedFrame, Decision]:
         """Mask one frame (in place when it is safe to) and seal it."""
+        regions = None
         if sf.corrupt is not None:
             img: Image = self._black()
             decision = Decision(MaskedBy.policy_full, None)
@@ -264,33 +272,58 @@ class MaskStage:
             img = sf.image
             if decision.late:
                 img = img.copy()  # the detector may still be reading the original
-            self._draw(img, decision)
+            regions = self._draw(img, decision)
             if sf.index % self.policy.every == 0:
                 self.board.prune(sf.index - self.policy.hold_limit - self.policy.every)
-        frame = MaskedFrame(sf.index, img, sf.pts, sf.time_base, decision.masked_by, sf.arrival, seal(), self.layout)
+        frame = MaskedFrame(sf.index, img, sf.pts, sf.time_base, decision.masked_by, sf.arrival, seal(), self.layout,
+                            regions)
         return frame, decision
 
-    def _draw(self, img: Image, d: Decision) -> None:
+    def _capture(self, img: Image, d: Decision) -> object:
+        """Vault: the original pixels about to be masked dynamically, static zones already drawn
+        (the whole frame when a fail policy masks it). None without a vault or without boxes."""
+        if self.sealer is None:
+            return None
+        if d.masked_by.by_policy:
+            if self.layout == "yuv420p":
+                self.masker.apply_yuv420p(img)
+            else:
+                self.masker.apply(img[None])
+            return self.sealer.capture(img, None, self.layout)
+        if d.boxes is not None and len(d.boxes):
+            return self.sealer.capture(img, d.boxes.xyxy, self.layout)
+        return None
+
+    def _draw(self, img: Image, d: Decision) -> object:
+        """Draw the decision; returns what the vault sealer captured (None without one)."""
         if self.layout == "yuv420p":
-            self._draw_yuv420p(img, d)
-            return
+            return self._draw_yuv420p(img, d)
         batch = img[None]
-        if d.masked_by is MaskedBy.policy_full:
-            self.masker.apply_full(batch)
-            return
-        if d.masked_by is MaskedBy.policy_zones:
+        if d.masked_by.by_policy:
+            regions = self._capture(img, d)
+            if d.masked_by is MaskedBy.policy_full:
+                self.masker.apply_full(batch)
+                return regions
             self.masker.apply_all_zones(batch)
         else:
             self.masker.apply(batch)
+            regions = self._capture(img, d)
         if d.boxes is not None and len(d.boxes):
             self.masker.apply_boxes(img, d.boxes)  # boxes overlap (held + next + previous): all stay masked
+        return regions
 
-    def _draw_yuv420p(self, img: Image, d: Decision) -> None:
+    def _draw_yuv420p(self, img: Image, d: Decision) -> object:
         """`_draw` on yuv420p planes: the same rules, no colour conversion."""
-        if d.masked_by is MaskedBy.policy_full:
-            img[: self.height] = 16  # limited-range black, as `_black`
-            img[self.height :] = 128
-            return
-        self.masker.apply_yuv420p(img, include_watch=d.masked_by is MaskedBy.policy_zones)
+        if d.masked_by.by_policy:
+            regions = self._capture(img, d)
+            if d.masked_by is MaskedBy.policy_full:
+                img[: self.height] = 16  # limited-range black, as `_black`
+                img[self.height :] = 128
+                return regions
+            self.masker.apply_yuv420p(img, include_watch=True)
+        else:
+            self.masker.apply_yuv420p(img)
+            regions = self._capture(img, d)
         if d.boxes is not None and len(d.boxes):
             self.masker.apply_boxes_yuv420p(img, d.boxes)
+        return regions

@@ -1,9 +1,11 @@
-"""Frame sources for the streaming engine: files, live streams, watched folders, raw pipes.
+"""Frame sources for the masking pipeline: files, live streams, watched folders, raw pipes, images.
 
 Every source yields `(image, pts, time_base)` in presentation order and says whether it is live
-(`live=True`: the engine drops the oldest frames under overload and counts them) or not (files,
-folders, pipes: the engine applies back-pressure and never drops). Decoding is
-`masking.video.reader.VideoReader` (PyAV, which releases the GIL while decoding).
+(`live=True`: the pipeline drops the oldest frames under overload and counts them) or not (files,
+folders, pipes, images: the pipeline applies back-pressure and never drops). Decoding is
+`masking.video.reader.VideoReader` (PyAV, which releases the GIL while decoding; frames upright).
+Timestamps leave every video source strictly increasing (`_PtsFixer`): a stream or file whose PTS
+restart (a reconnect, concatenated recordings) continues one frame after the last timestamp.
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from masking.errors import InputError, MaskingError
+from masking.errors import ConfigError, InputError, MaskingError
 from masking.stream.frames import Image
+from masking.video.images import read_image
+from masking.video.layout import PixelLayout
 from masking.video.reader import StreamInfo, VideoReader
 
 log = logging.getLogger(__name__)
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "srt://")
+# Raw input frames larger than this are refused (a frame is allocated whole, and about 20 are queued).
+RAW_MAX_SIDE = 16384
+RAW_MAX_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
@@ -35,9 +42,11 @@ class SourceInfo:
     `colour` is what FFmpeg's bgr24 conversion of the decoded frames goes by (BT.709 vs BT.601
     matrix, range); the detector's input made from yuv420p planes uses it to match that conversion.
     `layout` is the array layout frames travel in: "bgr24" (H, W, 3), or "yuv420p" (H*3/2, W)
-    planes, which the engine picks whenever source and sink both take them (even size): masks are
+    planes, which the pipeline picks whenever source and sink both take them (even size): masks are
     drawn on the planes and the encoder takes them as they are; detectors get their small BGR input
     built from the planes by FFmpeg's own conversion (`masking.detect.dynamic.yuv420p_to_bgr`).
+    `stills`: the frames are unrelated still images (an image, a folder of images): each may have
+    its own size (width/height are the first one's) and is masked with its own detections only.
     """
 
     width: int
@@ -45,13 +54,14 @@ class SourceInfo:
     fps: Fraction
     time_base: Fraction
     pix_fmt: str | None = None
-    layout: str = "bgr24"
+    layout: PixelLayout = PixelLayout.bgr24
     colour: tuple[int, int] | None = None  # the decoder's FFmpeg (colorspace, color_range) codes
+    stills: bool = False
 
     @property
     def planar_ok(self) -> bool:
-        """Whether frames can travel as yuv420p planes (even size)."""
-        return self.width % 2 == 0 and self.height % 2 == 0
+        """Whether frames can travel as yuv420p planes (even size, one size for all frames)."""
+        return not self.stills and PixelLayout.planar_ok(self.width, self.height)
 
 
 Item = tuple[object, int, Fraction]  # (image, pts, time_base); image may be corrupt
@@ -62,10 +72,10 @@ class Source(Protocol):
 
     name: str
     live: bool
-    layouts: tuple[str, ...]  # array layouts `frames` can deliver; "bgr24" always first
+    layouts: tuple[PixelLayout, ...]  # array layouts `frames` can deliver; bgr24 always first
 
     def open(self, stop: threading.Event) -> SourceInfo: ...
-    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]: ...
+    def frames(self, stop: threading.Event, layout: PixelLayout = PixelLayout.bgr24) -> Iterator[Item]: ...
     def close(self) -> None: ...
 
 
@@ -79,8 +89,9 @@ def _info_from_reader(reader: VideoReader) -> SourceInfo:
 class _PtsFixer:
     """Makes pts strictly increasing in one time base: fills missing pts, shifts restarts.
 
-    A live stream that reconnects, or a folder of segments, restarts its pts; the offset keeps the
-    output monotonic and is logged. Within one continuous stream pts pass through unchanged.
+    A live stream that reconnects, a folder of segments, or a file of concatenated recordings
+    restarts its pts; the offset keeps the output increasing at the stream's frame rate and is
+    logged. Within one continuous stream pts pass through unchanged (B-frames, variable rate).
     """
 
     def __init__(self, name: str) -> None:
@@ -113,10 +124,26 @@ class _PtsFixer:
             out = (self.last + self.step) if self.last is not None else 0
         else:
             out = pts + self.offset
-            if self.last is not None and out <= self.last:
+            if self.last is not None and out < self.last - self.step:  # jumped back: a restart within the input
+                self.offset = self.last + self.step - pts
+                log.warning("%s: timestamps jump back by %.3f s; later pts are shifted by %d (one frame after the "
+                            "last) to stay increasing", self.name, float((self.last - out) * self.time_base), self.offset)
+                out = pts + self.offset
+            elif self.last is not None and out <= self.last:
                 out = self.last + 1
         self.last = out
         return out
+
+
+def check_input_file(path: Path, what: str = "video file") -> None:
+    """`InputError` unless `path` is a regular file (or a pipe): names missing files and devices."""
+    if path.is_file() or path.is_fifo():
+        return
+    if not path.exists():
+        raise InputError(f"{path}: no such {what}")
+    kind = "a folder" if path.is_dir() else "a device or other special file"
+    raise InputError(f"{path}: not a {what} but {kind}; expected a video file, an image, a folder of images or a "
+                     "stream URL (raw frames from a pipe need --input-format rawvideo)")
 
 
 class FileSource:
@@ -124,10 +151,12 @@ class FileSource:
 
     With `realtime`, frames are released at the pace of their timestamps (a file replayed into a
     recorder as if it were a camera); otherwise as fast as the pipeline takes them.
+    A frame whose size differs from the first one's (a resolution change inside the file) ends the
+    run with `InputError`: the output has one size, and masking it as corrupt would black it out.
     """
 
     live = False
-    layouts: tuple[str, ...] = ("bgr24", "yuv420p")
+    layouts: tuple[PixelLayout, ...] = (PixelLayout.bgr24, PixelLayout.yuv420p)
 
     def __init__(self, path: str | Path, name: str | None = None, realtime: bool = False) -> None:
         self.path = Path(path)
@@ -135,29 +164,42 @@ class FileSource:
         self.realtime = realtime
         self._reader: VideoReader | None = None
         self._info: SourceInfo | None = None
+        self._fix = _PtsFixer(self.name)
 
     def open(self, stop: threading.Event) -> SourceInfo:
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: no such video file")
+        check_input_file(self.path)
         self._reader = VideoReader(str(self.path))
         self._info = _info_from_reader(self._reader)
+        self._fix.set_rate(self._info.time_base, self._info.fps)
+        if self._reader.other_streams:
+            log.info("%s: %d non-video stream(s) (audio, subtitles) are not copied", self.path, self._reader.other_streams)
         return self._info
 
-    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
-        assert self._reader is not None, "open() first"
+    def frames(self, stop: threading.Event, layout: PixelLayout = PixelLayout.bgr24) -> Iterator[Item]:
+        assert self._reader is not None and self._info is not None, "open() first"
+        info = self._info
+        shape = PixelLayout(layout).shape(info.width, info.height)
         origin: float | None = None  # wall clock at source time 0 (realtime pacing)
         for vf in self._reader.frames(layout):
             if stop.is_set():
                 return
-            pts = vf.pts if vf.pts is not None else vf.index
-            tb = vf.time_base or self._reader.info.time_base
+            if vf.image.shape != shape:
+                raise InputError(
+                    f"{self.path}: frame {vf.index} is {vf.image.shape[1]}x"
+                    f"{vf.image.shape[0] * 2 // 3 if layout == PixelLayout.yuv420p else vf.image.shape[0]}, but the "
+                    f"video began at {info.width}x{info.height}; a size change inside one file is not supported "
+                    "(split the file where the size changes)"
+                )
+            tb = vf.time_base or info.time_base
+            pts = self._fix.fix(vf.pts, tb)
+            out_tb = self._fix.time_base or tb
             if self.realtime:
-                t = float(pts * tb)
+                t = float(pts * out_tb)
                 if origin is None:
                     origin = time.monotonic() - t
                 if stop.wait(max(0.0, origin + t - time.monotonic())):
                     return
-            yield vf.image, pts, tb
+            yield vf.image, pts, out_tb
 
     def close(self) -> None:
         if self._reader is not None:
@@ -178,11 +220,11 @@ class StreamSource:
     """A live stream (RTSP/RTSPS over TCP by default, HTTP, ...): reconnects with back-off.
 
     Each loss and each reconnection is logged; the outage is logged as a gap (wall-clock seconds)
-    and counted by the engine, and pts after a reconnect are shifted to keep increasing.
+    and counted by the pipeline, and pts after a reconnect are shifted to keep increasing.
     """
 
     live = True
-    layouts: tuple[str, ...] = ("bgr24", "yuv420p")
+    layouts: tuple[PixelLayout, ...] = (PixelLayout.bgr24, PixelLayout.yuv420p)
 
     def __init__(
         self,
@@ -226,7 +268,7 @@ class StreamSource:
             self._reader = None
 
     def open(self, stop: threading.Event) -> SourceInfo:
-        """Connect, retrying with back-off (a camera may be offline when the engine starts)."""
+        """Connect, retrying with back-off (a camera may be offline when the pipeline starts)."""
         delay, start, attempt = self.reconnect.initial_s, time.monotonic(), 0
         while True:
             attempt += 1
@@ -244,7 +286,7 @@ class StreamSource:
         log.info("%s: connected (%dx%d)", self.name, self._info.width, self._info.height)
         return self._info
 
-    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+    def frames(self, stop: threading.Event, layout: PixelLayout = PixelLayout.bgr24) -> Iterator[Item]:
         assert self._info is not None, "open() first"
         while not stop.is_set():
             reason = "end of stream"
@@ -315,7 +357,7 @@ class FolderSource:
     """
 
     live = False
-    layouts: tuple[str, ...] = ("bgr24", "yuv420p")
+    layouts: tuple[PixelLayout, ...] = (PixelLayout.bgr24, PixelLayout.yuv420p)
 
     def __init__(self, folder: str | Path, pattern: str = "*.mp4", poll_s: float = 0.5,
                  idle_timeout_s: float | None = None, name: str | None = None) -> None:
@@ -360,7 +402,7 @@ class FolderSource:
         self._info = info
         return info
 
-    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+    def frames(self, stop: threading.Event, layout: PixelLayout = PixelLayout.bgr24) -> Iterator[Item]:
         idle_since = time.monotonic()
         while not stop.is_set():
             ready = self._ready(stop)
@@ -394,15 +436,21 @@ class FolderSource:
 
 
 class RawSource:
-    """Raw bgr24 frames of a known size from a binary stream (stdin): pts = frame number / fps."""
+    """Raw bgr24 frames of a known size from a binary stream (stdin): pts = frame number / fps.
+
+    An input that ends before its first frame is an error (nothing to mask is not success).
+    """
 
     live = False
-    layouts: tuple[str, ...] = ("bgr24",)
+    layouts: tuple[PixelLayout, ...] = (PixelLayout.bgr24,)
 
     def __init__(self, stream: BinaryIO, width: int, height: int, fps: Fraction = Fraction(25), name: str = "stdin",
                  owns_stream: bool = False) -> None:
         if width < 1 or height < 1:
-            raise InputError(f"{name}: raw frame size must be positive, got {width}x{height}")
+            raise ConfigError(f"{name}: raw frame size must be positive, got {width}x{height}")
+        if max(width, height) > RAW_MAX_SIDE or width * height > RAW_MAX_PIXELS:
+            raise ConfigError(f"{name}: raw frame size {width}x{height} is too large: at most {RAW_MAX_SIDE} pixels "
+                              f"a side and {RAW_MAX_PIXELS:,} pixels a frame")
         self.stream = stream
         self.width = width
         self.height = height
@@ -413,12 +461,15 @@ class RawSource:
     def open(self, stop: threading.Event) -> SourceInfo:
         return SourceInfo(self.width, self.height, self.fps, 1 / self.fps)
 
-    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+    def frames(self, stop: threading.Event, layout: PixelLayout = PixelLayout.bgr24) -> Iterator[Item]:
         size = self.width * self.height * 3
         tb = 1 / self.fps
         n = 0
         while not stop.is_set():
             buf = _read_exact(self.stream, size)
+            if not buf and n == 0:
+                raise InputError(f"{self.name}: the input is empty: expected raw bgr24 frames of "
+                                 f"{self.width}x{self.height} ({size} bytes each)")
             if not buf:
                 return
             if len(buf) < size:
@@ -449,7 +500,7 @@ class FaultySource:
     """Test seam: wraps a source and replaces chosen frames with corrupt ones.
 
     `corrupt_on(i)` picks frames by index; they become a wrong-shape or wrong-dtype array (as a
-    broken decoder might deliver). The engine must count them and mask them by policy.
+    broken decoder might deliver). The pipeline must count them and mask them by policy.
     """
 
     def __init__(self, inner: Source, corrupt_on: Callable[[int], bool]) -> None:
@@ -457,12 +508,12 @@ class FaultySource:
         self.corrupt_on = corrupt_on
         self.name = inner.name
         self.live = inner.live
-        self.layouts: tuple[str, ...] = getattr(inner, "layouts", ("bgr24",))
+        self.layouts: tuple[PixelLayout, ...] = getattr(inner, "layouts", (PixelLayout.bgr24,))
 
     def open(self, stop: threading.Event) -> SourceInfo:
         return self.inner.open(stop)
 
-    def frames(self, stop: threading.Event, layout: str = "bgr24") -> Iterator[Item]:
+    def frames(self, stop: threading.Event, layout: PixelLayout = PixelLayout.bgr24) -> Iterator[Item]:
         for i, (img, pts, tb) in enumerate(self.inner.frames(stop, layout)):
             if self.corrupt_on(i):
                 arr = np.asarray(img)
@@ -473,17 +524,54 @@ class FaultySource:
         self.inner.close()
 
 
+class ImageSource:
+    """Still images (one, or a folder's, in name order): each is one frame, at its own size.
+
+    Frames carry pts = their position (time base 1 s); `SourceInfo.stills` tells the pipeline to
+    mask each with its own detections only. An unreadable image ends the run with `InputError`.
+    """
+
+    live = False
+    layouts: tuple[PixelLayout, ...] = (PixelLayout.bgr24,)
+
+    def __init__(self, paths: list[Path], name: str | None = None) -> None:
+        if not paths:
+            raise InputError(f"{name or 'images'}: no images to read")
+        self.paths = paths
+        self.name = name or str(paths[0])
+        self._first: Image | None = None
+
+    def open(self, stop: threading.Event) -> SourceInfo:
+        self._first = read_image(self.paths[0])
+        h, w = self._first.shape[:2]
+        return SourceInfo(w, h, Fraction(1), Fraction(1), stills=True)
+
+    def frames(self, stop: threading.Event, layout: PixelLayout = PixelLayout.bgr24) -> Iterator[Item]:
+        for i, path in enumerate(self.paths):
+            if stop.is_set():
+                return
+            image = self._first if i == 0 and self._first is not None else read_image(path)
+            self._first = None
+            yield image, i, Fraction(1)
+
+    def close(self) -> None:
+        self._first = None
+
+
 def frame_shape(info: SourceInfo) -> tuple[int, ...]:
     """The array shape of one frame in the info's layout."""
-    if info.layout == "yuv420p":
-        return (info.height * 3 // 2, info.width)
-    return (info.height, info.width, 3)
+    return PixelLayout(info.layout).shape(info.width, info.height)
 
 
 def validate(image: object, info: SourceInfo) -> tuple[Image | None, str | None]:
-    """The image if it is a uint8 frame of the stream's size and layout, else (None, why)."""
+    """The image if it is a uint8 frame of the stream's size and layout, else (None, why); stills
+    may have any size (bgr24)."""
     if not isinstance(image, np.ndarray):
         return None, f"not an array ({type(image).__name__})"
+    if info.stills:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+            return None, f"{image.dtype} {image.shape}, expected a uint8 (H, W, 3) image"
+        return image, None
     shape = frame_shape(info)
     if image.dtype != np.uint8 or image.shape != shape:
         return None, f"{image.dtype} {image.shape}, expected uint8 {shape}"

@@ -1,4 +1,4 @@
-"""Per-camera counters and latency summaries of the streaming engine.
+"""Per-camera counters and latency summaries of the masking pipeline.
 
 Accounting invariant (checked by `CameraStats.check()` at exit and by the tests):
 
@@ -20,7 +20,6 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -76,9 +75,6 @@ class StatsSnapshot:
             + " "
             f"gaps={self.gaps} ({self.gap_seconds:.1f} s)"
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class CameraStats:

@@ -10,13 +10,7 @@ import numpy.typing as npt
 
 from masking._atomic import atomic_write
 from masking.errors import InputError, OutputError
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-
-
-def is_image_path(path: str | Path) -> bool:
-    """Whether the name ends in an image suffix we read and write."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+from masking.media import IMAGE_SUFFIXES, is_image_path
 
 
 def read_image(path: str | Path) -> npt.NDArray[np.uint8]:
@@ -36,7 +30,7 @@ def write_image(path: str | Path, image: npt.NDArray[np.uint8]) -> None:
     """Write an image atomically: encoded in memory, written to a temp name, then renamed."""
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
+    if not is_image_path(p):
         raise OutputError(f"{p}: unsupported image suffix {p.suffix!r} (use one of {sorted(IMAGE_SUFFIXES)})")
     ok, buf = cv2.imencode(suffix, image)
     if not ok:
@@ -50,5 +44,5 @@ def list_images(folder: str | Path) -> list[Path]:
     if not d.is_dir():
         raise InputError(f"{d}: not a folder")
     return sorted(
-        p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        p for p in d.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith(".")
     )

@@ -1,4 +1,9 @@
-"""Encode frames to a video file with PyAV, keeping source PTS; written to a temp name, then renamed."""
+"""Encode frames to a video file with PyAV, keeping source PTS; written to a temp name, then renamed.
+
+Outputs are H.264 in the container the suffix names (`VIDEO_SUFFIXES`); the writer holds the
+output's lock (`masking.video.output.OutputLock`) unless its caller already does, and writes to a
+temporary name of its own (`unique_temp`), so two runs never share or corrupt a file.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +20,24 @@ import numpy as np
 import numpy.typing as npt
 
 from masking.errors import OutputError
+from masking.video.layout import PixelLayout
+from masking.video.output import OutputLock, unique_temp
 from masking.video.reader import StreamInfo
 
 log = logging.getLogger(__name__)
 
 
-def temp_path(path: Path) -> Path:
-    """Where an output is written before it is complete: hidden, same folder, same suffix."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+# Containers that take H.264 from libx264 (the suffix picks the container).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".ts")
+
+
+def check_video_suffix(path: Path) -> None:
+    """`OutputError` unless `path` names a container the H.264 writer can fill."""
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        what = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
+        hint = " (GIF holds no H.264; convert the masked .mp4 with any tool if a GIF is needed)" if path.suffix.lower() == ".gif" else ""
+        raise OutputError(f"{path}: {what} is not a video container masking writes{hint}; "
+                          f"use one of {', '.join(VIDEO_SUFFIXES)}")
 
 
 class VideoWriter:
@@ -39,6 +54,7 @@ class VideoWriter:
         crf: x264 constant rate factor, 0-51: 20 keeps masks crisp at moderate size.
         preset: x264 speed preset; veryfast keeps up with real time on a few cores.
         input_format: layout of the arrays given to `write`: "bgr24" (H, W, 3) or "yuv420p" (H*3/2, W).
+        lock: take the output's lock (False when the caller holds it, e.g. a segmented sink).
     """
 
     def __init__(
@@ -48,20 +64,23 @@ class VideoWriter:
         codec: str = "libx264",
         crf: int = 20,
         preset: str = "veryfast",
-        input_format: str = "bgr24",
+        input_format: str = PixelLayout.bgr24,
+        lock: bool = True,
     ) -> None:
         self.path = Path(path)
         self.info = info
-        self.input_format = input_format
+        self.input_format = PixelLayout(input_format)
         self.frames_written = 0
-        self._tmp = temp_path(self.path)
+        check_video_suffix(self.path)
+        self._tmp = unique_temp(self.path)
         self._last_pts: int | None = None
         self._step = max(1, round(1 / (info.fps * info.time_base))) if info.fps and info.time_base else 1
         self._closed = False
+        self._lock = OutputLock(self.path) if lock else None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self._tmp), mode="w")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            self._release()
             raise OutputError(f"{self.path}: cannot create video file: {exc}") from exc
         try:
             stream = cast(av.video.stream.VideoStream, self._container.add_stream(codec, rate=info.fps))
@@ -95,7 +114,7 @@ class VideoWriter:
         if self._closed:
             raise OutputError(f"{self.path}: write after close")
         w, h = self.info.width, self.info.height
-        expected = (h, w, 3) if self.input_format == "bgr24" else (h * 3 // 2, w)
+        expected = self.input_format.shape(w, h)
         if image.shape != expected or image.dtype != np.uint8:
             raise OutputError(
                 f"{self.path}: cannot encode frame {self.frames_written}: expected a uint8 "
@@ -109,7 +128,7 @@ class VideoWriter:
                 )
             pts = fixed
         try:
-            frame = av.VideoFrame.from_ndarray(image, format=self.input_format)
+            frame = av.VideoFrame.from_ndarray(image, format=self.input_format.value)
             frame.pts = pts
             frame.time_base = self.info.time_base
             for packet in self._stream.encode(frame):
@@ -123,6 +142,9 @@ class VideoWriter:
         """Flush the encoder, finish the file and move it to its final name."""
         if self._closed:
             return
+        if self.frames_written == 0:
+            self._discard()
+            raise OutputError(f"{self.path}: no frames were given; no file is written")
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
@@ -132,6 +154,8 @@ class VideoWriter:
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._discard()
             raise OutputError(f"{self.path}: cannot finish video file: {exc}") from exc
+        finally:
+            self._release()
         log.info("%s: %d frames written", self.path, self.frames_written)
 
     def abort(self) -> None:
@@ -146,3 +170,9 @@ class VideoWriter:
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             log.debug("%s: closing an aborted output: %s", self._tmp, exc)
         self._tmp.unlink(missing_ok=True)
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

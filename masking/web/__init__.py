@@ -1,1 +1,1 @@
-"""HTTP servers of masking: the installers' console (`masking ui`) and live masked streams."""
+"""Web servers: one app factory with the security middleware (`app`, `security`), the zones console."""
