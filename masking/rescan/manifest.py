@@ -18,18 +18,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from masking.config.validation import repeated
+from masking.config.validation import (
+    ID_RULE,
+    Identifier,
+    StrictModel,
+    format_validation_error,
+    identifier_problem,
+    repeated,
+)
 from masking.config.yamlio import load_yaml
-from masking.config.zones import Camera, format_validation_error, load_zones, zone_id_ok
+from masking.config.zones import Camera, load_zones
 from masking.errors import ConfigError
 from masking.video.images import IMAGE_SUFFIXES
 
@@ -43,12 +43,12 @@ CSV_COLUMNS = ("camera_id", "site", "zones", "zones_camera", "footage", "stream_
 ZONES_FILE_NAME = "zones.yaml"
 
 
-class CameraEntry(BaseModel):
+class CameraEntry(StrictModel):
     """One camera of a fleet manifest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=False)
 
-    camera_id: str = Field(description="Camera id (letters, digits, `_.:@-`; at most 128 characters).")
+    camera_id: Identifier = Field(description="Camera id (letters and digits of any script, `_.:@-`; at most 128 characters).")
     site: str | None = Field(None, max_length=500, description="Free-text site description.")
     zones: str | None = Field(
         None, description="Zones YAML file (relative to the manifest). Without it the camera is audited "
@@ -66,13 +66,6 @@ class CameraEntry(BaseModel):
         None, gt=0, le=3600, description="Seconds sampled from each stream URL; default: the manifest's."
     )
 
-    @field_validator("camera_id")
-    @classmethod
-    def _id_ok(cls, v: str) -> str:
-        if not zone_id_ok(v):
-            raise ValueError(f"camera_id {v!r} is not a valid id (letters, digits, `_.:@-`, 1-128 characters)")
-        return v
-
     @field_validator("footage")
     @classmethod
     def _footage_ok(cls, v: list[str]) -> list[str]:
@@ -82,10 +75,10 @@ class CameraEntry(BaseModel):
         return [e.strip() for e in v]
 
 
-class ManifestFile(BaseModel):
+class ManifestFile(StrictModel):
     """A YAML fleet manifest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=False)
 
     version: int = Field(MANIFEST_VERSION, ge=1, le=MANIFEST_VERSION, description="Manifest format version.")
     stream_seconds: float = Field(
@@ -102,10 +95,8 @@ class ManifestFile(BaseModel):
         return self
 
 
-class FleetCamera(BaseModel):
+class FleetCamera(StrictModel):
     """A resolved camera: id, site, its zones (or None) and its footage entries (absolute)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     camera_id: str
     site: str | None = None
@@ -120,10 +111,8 @@ class FleetCamera(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class Fleet(BaseModel):
+class Fleet(StrictModel):
     """The cameras of one rescan, and where they were described."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: str
     cameras: tuple[FleetCamera, ...]
@@ -332,9 +321,10 @@ def folder_fleet(folder: str | Path, stream_seconds: float = 10.0) -> Fleet:
 
 
 def _checked_id(cid: str, where: Path) -> str:
-    if not zone_id_ok(cid):
+    problem = identifier_problem(cid)
+    if problem:
         raise ConfigError(
-            f"{where}: {cid!r} is not a valid camera id (letters, digits, `_.:@-`, 1-128 characters); "
+            f"{where}: {cid!r} is not a valid camera id: {problem}. An id has {ID_RULE}; "
             "rename it or use a manifest"
         )
     return cid

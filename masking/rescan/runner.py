@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from masking.config.validation import StrictModel
 from masking.rescan.combine import combine_results, deciding_item
 from masking.rescan.engines import Engine, make_engine
 from masking.rescan.items import WorkItem, file_sha256, plan_items
@@ -30,10 +31,10 @@ RESULTS_SCHEMA_VERSION = 1
 _WAIT_S = 0.5  # poll period for results, and for items another run is working on
 
 
-class RescanOptions(BaseModel):
+class RescanOptions(StrictModel):
     """How a rescan runs (the audit itself is configured by `settings`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=False)
 
     settings: dict[str, Any] = Field(description="AuditSettings as a dict (the same as `masking audit`).")
     workers: int = Field(
