@@ -15,6 +15,7 @@ from pathlib import Path
 from masking._atomic import atomic_write
 from masking.cli._audit_options import add_audit_settings_options, audit_settings_from_args
 from masking.errors import InputError
+from masking.paths import refuse_overwrite
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".ts", ".webm", ".m4v"})
 
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     paths = _expand(list(args.inputs))
+    refuse_overwrite([args.json, args.report], [*paths, args.zones])
     auditor = Auditor(settings, threads=args.threads)
     results = []
     bar = None

@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from masking.cli import EXIT_OK, show_progress
 from masking.cli._filter_stream import add_stream_options, run_stream, wants_engine
 from masking.config.zones import MaskStyle, load_zones
+from masking.paths import expand_inputs, refuse_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler: load the camera, filter, report the frame counts."""
     from masking.filter import FilterOptions, filter_path
 
+    refuse_overwrite(expand_inputs([args.output]), expand_inputs([args.input, args.zones]))
     camera = load_zones(args.zones).camera(args.camera, source=args.zones)
     if wants_engine(args, camera):
         return run_stream(args, camera, style_from_name(args.style))

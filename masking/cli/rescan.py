@@ -17,6 +17,7 @@ from masking.errors import ConfigError
 log = logging.getLogger(__name__)
 
 _LOG_EVERY_S = 10.0
+_REPORT_FILES = ("results.json", "results.csv", "report.html")  # what `--out DIR` holds
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -98,10 +99,12 @@ def _progress_printer(show_bar: bool) -> tuple[Callable[[Any], None], Callable[[
 def run(args: argparse.Namespace) -> int:
     """Handler of `masking rescan`."""
     from masking.cli import EXIT_FINDINGS, EXIT_ITEMS_FAILED, EXIT_OK, show_progress
-    from masking.rescan.manifest import load_fleet
+    from masking.paths import refuse_overwrite
+    from masking.rescan.manifest import fleet_inputs, load_fleet
     from masking.rescan.report import write_outputs
     from masking.rescan.runner import RescanOptions, run_rescan
     from masking.rescan.store import Store
+    from masking.signals import sigterm_as_interrupt
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
@@ -116,11 +119,12 @@ def run(args: argparse.Namespace) -> int:
     settings = audit_settings_from_args(args).model_dump(mode="json")
     fleet = load_fleet(args.fleet, stream_seconds=args.stream_seconds)
     store_path = args.store or ((args.out / "rescan.sqlite") if args.out else Path("rescan.sqlite"))
+    refuse_overwrite([store_path, *(args.out / n for n in _REPORT_FILES if args.out)], fleet_inputs(fleet, args.fleet))
     options = RescanOptions(settings=settings, workers=args.workers, scheduler=args.scheduler,
                             attempts=args.attempts, force=args.force, max_items=args.max_items,
                             segment_seconds=args.segment_seconds)
     update, close = _progress_printer(show_progress())
-    with Store(store_path) as store:
+    with sigterm_as_interrupt(), Store(store_path) as store:
         try:
             result = run_rescan(fleet, options, store, progress=update)
         finally:
@@ -136,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         paths = write_outputs(result, args.out, str(store_path))
         print(f"rescan: report {paths['html']}, {paths['csv']}, {paths['json']}")
+    if result.exit_status is not None:
+        print(f"rescan: interrupted; {result.counts['done']} item(s) audited in this run are kept, the rest stays "
+              "pending: run the same command again to continue", file=sys.stderr)
+        return result.exit_status
     if s["items_failed"] or s["items_pending"]:
         return EXIT_ITEMS_FAILED
     if s["violation"] or s["review"]:

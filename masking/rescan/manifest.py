@@ -330,6 +330,15 @@ def _checked_id(cid: str, where: Path) -> str:
     return cid
 
 
+def fleet_inputs(fleet: Fleet, source: str | Path) -> list[Path]:
+    """Every file a fleet reads (the manifest, zones files, footage files and the files directly in
+    footage folders): what no output may overwrite."""
+    from masking.paths import expand_inputs
+
+    footage = [f for c in fleet.cameras for f in c.footage if not is_stream(f)]
+    return expand_inputs([source, *(c.zones_path for c in fleet.cameras), *footage])
+
+
 def load_fleet(source: str | Path, stream_seconds: float = 10.0) -> Fleet:
     """A manifest file or a folder following the convention."""
     p = Path(source)
