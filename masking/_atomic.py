@@ -112,3 +112,14 @@ def create_private(path: Path, kind: str = "report") -> None:
         raise OutputError(f"{path}: cannot create: {exc.strerror or exc}") from exc
     os.fchmod(fd, output_mode(kind))
     os.close(fd)
+
+
+def ensure_folder(path: Path, what: str = "output folder") -> None:
+    """Create `path` (and its parents) if needed and check that files can be written in it, so a
+    long run fails at once, not at its end; `OutputError` names the folder."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create the {what}: {exc.strerror or exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: the {what} is not writable (read-only folder or file system)")

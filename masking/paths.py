@@ -47,10 +47,14 @@ def refuse_overwrite(outputs: Iterable[PathLike], inputs: Iterable[PathLike]) ->
     for k, (out, (r_out, i_out)) in enumerate(outs):
         for inp, (r_in, i_in) in ins:
             if r_out == r_in or (i_out is not None and i_out == i_in):
-                how = "" if os.path.abspath(os.fspath(out)) == os.path.abspath(os.fspath(inp)) else f" ({r_in})"
+                if os.path.abspath(os.fspath(out)) == os.path.abspath(os.fspath(inp)):
+                    how = f"it is the input {inp}"
+                elif r_out == r_in:
+                    how = f"it resolves to the input {inp} ({r_in}, through a symbolic link or `..`)"
+                else:
+                    how = f"it is the same file as the input {inp} (a hard link)"
                 raise OutputError(
-                    f"refusing to write {out}: it is the input {inp}{how}; originals are never overwritten. "
-                    "Choose another output name."
+                    f"refusing to write {out}: {how}; originals are never overwritten. Choose another output name."
                 )
         for other, (r_other, i_other) in outs[:k]:
             if r_out == r_other or (i_out is not None and i_out == i_other):

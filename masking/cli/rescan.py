@@ -99,6 +99,7 @@ def _progress_printer(show_bar: bool) -> tuple[Callable[[Any], None], Callable[[
 def run(args: argparse.Namespace) -> int:
     """Handler of `masking rescan`."""
     from masking.cli import EXIT_FINDINGS, EXIT_ITEMS_FAILED, EXIT_OK, show_progress
+    from masking._atomic import ensure_folder
     from masking.paths import refuse_overwrite
     from masking.rescan.manifest import fleet_inputs, load_fleet
     from masking.rescan.report import write_outputs
@@ -120,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     fleet = load_fleet(args.fleet, stream_seconds=args.stream_seconds)
     store_path = args.store or ((args.out / "rescan.sqlite") if args.out else Path("rescan.sqlite"))
     refuse_overwrite([store_path, *(args.out / n for n in _REPORT_FILES if args.out)], fleet_inputs(fleet, args.fleet))
+    if args.out:
+        ensure_folder(args.out, "report folder (--out)")
     options = RescanOptions(settings=settings, workers=args.workers, scheduler=args.scheduler,
                             attempts=args.attempts, force=args.force, max_items=args.max_items,
                             segment_seconds=args.segment_seconds)

@@ -145,4 +145,7 @@ class VideoWriter:
             self._container.close()
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             log.debug("%s: closing an aborted output: %s", self._tmp, exc)
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError as exc:  # e.g. a read-only folder, where nothing was created
+            log.debug("%s: removing an aborted output: %s", self._tmp, exc)
