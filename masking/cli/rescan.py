@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="A fleet manifest (.yaml/.yml or .csv), or a folder with one sub-folder per camera (optional "
         "zones.yaml inside; media files directly in the folder are one camera each).",
     )
+    p.add_argument("--root", metavar="DIR", type=Path,
+                   help="Confine the manifest: every zones file, footage path and camera folder must lie inside DIR "
+                   "(links resolved), checked before anything is read. Default: a manifest may name any file you "
+                   "can read, like a script.")
     p.add_argument("--out", metavar="DIR", type=Path,
                    help="Write report.html, results.csv and results.json here (default: no report files).")
     p.add_argument("--store", metavar="FILE", type=Path,
@@ -98,8 +102,8 @@ def _progress_printer(show_bar: bool) -> tuple[Callable[[Any], None], Callable[[
 
 def run(args: argparse.Namespace) -> int:
     """Handler of `masking rescan`."""
-    from masking.cli import EXIT_FINDINGS, EXIT_ITEMS_FAILED, EXIT_OK, show_progress
     from masking._atomic import ensure_folder
+    from masking.cli import EXIT_FINDINGS, EXIT_ITEMS_FAILED, EXIT_OK, show_progress
     from masking.paths import refuse_overwrite
     from masking.rescan.manifest import fleet_inputs, load_fleet
     from masking.rescan.report import write_outputs
@@ -118,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler and "://" not in args.scheduler:
         raise ConfigError(f"--scheduler {args.scheduler!r}: expected an address like tcp://HOST:PORT")
     settings = audit_settings_from_args(args).model_dump(mode="json")
-    fleet = load_fleet(args.fleet, stream_seconds=args.stream_seconds)
+    fleet = load_fleet(args.fleet, stream_seconds=args.stream_seconds, root=args.root)
     store_path = args.store or ((args.out / "rescan.sqlite") if args.out else Path("rescan.sqlite"))
     refuse_overwrite([store_path, *(args.out / n for n in _REPORT_FILES if args.out)], fleet_inputs(fleet, args.fleet))
     if args.out:

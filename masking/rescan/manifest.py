@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +135,13 @@ def media_kind(path: Path) -> str | None:
     return None
 
 
-def _resolve_zones(entry: CameraEntry, base: Path, source: str) -> tuple[str | None, Camera | None]:
+def _resolve_zones(entry: CameraEntry, base: Path, source: str, root: Path | None = None) -> tuple[str | None, Camera | None]:
     if entry.zones is None:
         if entry.zones_camera is not None:
             raise ConfigError(f"{source}: camera {entry.camera_id!r}: zones_camera given without a zones file")
         return None, None
     path = (base / entry.zones).resolve()
+    _confine(path, root, f"{source}: camera {entry.camera_id!r}: zones file")
     if not path.is_file():
         raise ConfigError(f"{source}: camera {entry.camera_id!r}: zones file {path} does not exist")
     zf = load_zones(path)
@@ -157,10 +159,22 @@ def _resolve_footage(entry: str, base: Path) -> str:
     return str(p if p.is_absolute() else base.resolve() / p)
 
 
-def _build(manifest: ManifestFile, base: Path, source: str) -> Fleet:
+def _confine(path: Path, root: Path | None, what: str) -> None:
+    """With `--root`, refuse (before reading it) a path that resolves outside the root folder."""
+    if root is None:
+        return
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        raise ConfigError(f"{what} {path} is outside the root {root} (--root confines the paths of a manifest)")
+
+
+def _build(manifest: ManifestFile, base: Path, source: str, root: Path | None = None) -> Fleet:
     cams = []
     for entry in manifest.cameras:
-        zones_path, zones = _resolve_zones(entry, base, source)
+        zones_path, zones = _resolve_zones(entry, base, source, root)
+        for f in entry.footage:
+            if not is_stream(f):
+                _confine(Path(_resolve_footage(f, base)), root, f"{source}: camera {entry.camera_id!r}: footage")
         cams.append(
             FleetCamera(
                 camera_id=entry.camera_id,
@@ -184,13 +198,13 @@ def _validate(raw: Any, source: str) -> ManifestFile:
 
 
 # --------------------------------------------------------------------------- loaders
-def load_yaml_manifest(path: Path) -> Fleet:
+def load_yaml_manifest(path: Path, root: Path | None = None) -> Fleet:
     """Load a YAML fleet manifest (see the README, "Rescans", for the format)."""
     raw = load_yaml(path)
-    return _build(_validate(raw, str(path)), path.parent, str(path))
+    return _build(_validate(raw, str(path)), path.parent, str(path), root)
 
 
-def load_csv_manifest(path: Path) -> Fleet:
+def load_csv_manifest(path: Path, root: Path | None = None) -> Fleet:
     """Load a CSV fleet manifest.
 
     Columns: camera_id (required), footage (required), site, zones, zones_camera, stream_seconds.
@@ -204,7 +218,7 @@ def load_csv_manifest(path: Path) -> Fleet:
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             if "file" in header and "footage" not in header and "camera_id" not in header:
-                return _snapshot_list(path, reader)
+                return _snapshot_list(path, reader, root)
             unknown = [h for h in header if h not in CSV_COLUMNS]
             missing = [h for h in ("camera_id", "footage") if h not in header]
             if missing or unknown:
@@ -245,10 +259,10 @@ def load_csv_manifest(path: Path) -> Fleet:
             cam[key] = value
     if not merged:
         raise ConfigError(f"{source}: no cameras (the CSV has a header but no rows)")
-    return _build(_validate({"cameras": list(merged.values())}, source), path.parent, source)
+    return _build(_validate({"cameras": list(merged.values())}, source), path.parent, source, root)
 
 
-def _snapshot_list(path: Path, reader: csv.DictReader[str]) -> Fleet:
+def _snapshot_list(path: Path, reader: csv.DictReader[str], root: Path | None = None) -> Fleet:
     """A labelled snapshot list (`file, label, ..., notes`, as ../shared/eval/dev/manifest.csv):
     one camera per file, named after the file's stem; `notes` (if any) becomes the site text."""
     source = str(path)
@@ -261,23 +275,23 @@ def _snapshot_list(path: Path, reader: csv.DictReader[str]) -> Fleet:
                      "site": (row.get("notes") or "").strip()[:500] or None})
     if not cams:
         raise ConfigError(f"{source}: no rows")
-    return _build(_validate({"cameras": cams}, source), path.parent, source)
+    return _build(_validate({"cameras": cams}, source), path.parent, source, root)
 
 
-def load_manifest(path: str | Path) -> Fleet:
+def load_manifest(path: str | Path, root: Path | None = None) -> Fleet:
     """Load a fleet manifest by extension: `.yaml`/`.yml` or `.csv`."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: manifest file does not exist")
     ext = p.suffix.lower()
     if ext in (".yaml", ".yml"):
-        return load_yaml_manifest(p)
+        return load_yaml_manifest(p, root)
     if ext == ".csv":
-        return load_csv_manifest(p)
+        return load_csv_manifest(p, root)
     raise ConfigError(f"{p}: unknown manifest type {ext!r} (expected .yaml, .yml or .csv)")
 
 
-def folder_fleet(folder: str | Path, stream_seconds: float = 10.0) -> Fleet:
+def folder_fleet(folder: str | Path, stream_seconds: float = 10.0, confine: Path | None = None) -> Fleet:
     """The fleet of a folder following the convention.
 
     Each sub-folder is a camera named after the folder; its media files (searched recursively) are
@@ -301,7 +315,8 @@ def folder_fleet(folder: str | Path, stream_seconds: float = 10.0) -> Fleet:
                 zones=str(zones_file) if zones_file.is_file() else None,
                 footage=[str(child)],
             )
-            zones_path, zones = _resolve_zones(entry, root, str(root))
+            _confine(child, confine, f"{root}: camera folder")
+            zones_path, zones = _resolve_zones(entry, root, str(root), confine)
             cams.append(FleetCamera(camera_id=cid, zones_path=zones_path, zones=zones,
                                     footage=(str(child),), stream_seconds=stream_seconds))
         elif media_kind(child) is not None:
@@ -339,9 +354,17 @@ def fleet_inputs(fleet: Fleet, source: str | Path) -> list[Path]:
     return expand_inputs([source, *(c.zones_path for c in fleet.cameras), *footage])
 
 
-def load_fleet(source: str | Path, stream_seconds: float = 10.0) -> Fleet:
-    """A manifest file or a folder following the convention."""
+def load_fleet(source: str | Path, stream_seconds: float = 10.0, root: str | Path | None = None) -> Fleet:
+    """A manifest file or a folder following the convention.
+
+    A manifest may name any file the user can read (paths are relative to it, or absolute): it is
+    trusted like a script. With `root`, every zones file, footage path and camera folder must resolve
+    (links followed) inside that folder, checked before the file is read.
+    """
     p = Path(source)
+    confine = Path(os.path.realpath(root)) if root is not None else None
+    if confine is not None and not confine.is_dir():
+        raise ConfigError(f"--root {root}: not a folder")
     if p.is_dir():
-        return folder_fleet(p, stream_seconds=stream_seconds)
-    return load_manifest(p)
+        return folder_fleet(p, stream_seconds=stream_seconds, confine=confine)
+    return load_manifest(p, confine)
