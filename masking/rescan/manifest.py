@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -29,7 +30,7 @@ from masking.config.validation import (
     identifier_problem,
     repeated,
 )
-from masking.config.yamlio import load_yaml
+from masking.config.yamlio import load_yaml, read_config_text
 from masking.config.zones import Camera, load_zones
 from masking.errors import ConfigError
 from masking.video.images import IMAGE_SUFFIXES
@@ -213,8 +214,9 @@ def load_csv_manifest(path: Path, root: Path | None = None) -> Fleet:
     `camera_id` nor `footage` is a labelled snapshot list: one camera per file.
     """
     source = str(path)
+    text = read_config_text(path, "manifest")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
+        with io.StringIO(text, newline="") as f:
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             if "file" in header and "footage" not in header and "camera_id" not in header:
@@ -228,9 +230,7 @@ def load_csv_manifest(path: Path, root: Path | None = None) -> Fleet:
                     + (f"unknown {unknown}; " if unknown else "")
                     + f"expected columns {list(CSV_COLUMNS)} (camera_id and footage required)"
                 )
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read manifest: {exc.strerror or exc}") from exc
+            rows = [_csv_row(row, source, reader.line_num) for row in reader]
     except csv.Error as exc:
         raise ConfigError(f"{source}: invalid CSV: {exc}") from exc
     merged: dict[str, dict[str, Any]] = {}
@@ -260,6 +260,13 @@ def load_csv_manifest(path: Path, root: Path | None = None) -> Fleet:
     if not merged:
         raise ConfigError(f"{source}: no cameras (the CSV has a header but no rows)")
     return _build(_validate({"cameras": list(merged.values())}, source), path.parent, source, root)
+
+
+def _csv_row(row: dict[str | None, Any], source: str, lineno: int) -> dict[str, str]:
+    """A CSV row with its cells stripped; a row with more cells than the header is an error."""
+    if None in row:
+        raise ConfigError(f"{source}:{lineno}: the row has more cells than the header has columns")
+    return {(k or "").strip(): (v or "").strip() for k, v in row.items()}
 
 
 def _snapshot_list(path: Path, reader: csv.DictReader[str], root: Path | None = None) -> Fleet:
