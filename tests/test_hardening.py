@@ -434,3 +434,25 @@ def test_invalid_inputs_raise_input_error_not_value_error(tmp_path: Path) -> Non
     p.write_bytes(_png_header(10, 10))  # a header and nothing else
     with pytest.raises(InputError, match="not a readable image"):
         read_image(p)
+
+
+def test_serve_overload_is_warned_once_per_interval_with_its_cause() -> None:
+    from masking.stream.frames import MaskedBy
+    from masking.stream.stats import CameraStats
+
+    stats = CameraStats("门-301")
+    for _ in range(100):
+        stats.add("frames_in")
+        stats.written(MaskedBy.detections, 0.0)
+    assert stats.overload() is None
+    for _ in range(100):
+        stats.add("frames_in")
+    for _ in range(30):
+        stats.add("dropped")
+        stats.add("detector_late")
+    for k in range(70):
+        stats.written(MaskedBy.policy_full if k < 40 else MaskedBy.detections, 0.0)
+    warning = stats.overload()
+    assert warning is not None and "门-301" in warning and "57% of the last 70 frames" in warning
+    assert "30% of 100 input frames dropped" in warning and "missed its deadline 30 time(s)" in warning
+    assert stats.overload() is None  # nothing new since: no second warning
