@@ -456,3 +456,16 @@ def test_serve_overload_is_warned_once_per_interval_with_its_cause() -> None:
     assert warning is not None and "门-301" in warning and "57% of the last 70 frames" in warning
     assert "30% of 100 input frames dropped" in warning and "missed its deadline 30 time(s)" in warning
     assert stats.overload() is None  # nothing new since: no second warning
+
+
+def test_audit_json_dash_writes_the_document_to_stdout(
+    capfd: pytest.CaptureFixture[str], snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    rc = main(["audit", str(snapshot), "--json", "-"])
+    out = capfd.readouterr()
+    doc = json.loads(out.out)
+    assert rc in (0, 1) and doc["results"][0]["input"].endswith("snap.png")
+    assert "snap.png" in out.err and not (tmp_path / "-").exists()

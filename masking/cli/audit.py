@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.write(result.line())
                 bar.update(1)
             else:
-                print(result.line(), flush=True)
+                print(result.line(), flush=True, file=sys.stderr if str(args.json) == "-" else sys.stdout)
     finally:
         if bar is not None:
             bar.close()
