@@ -341,9 +341,10 @@ def test_zero_area_border_polygon_is_not_called_self_intersection(tmp_path: Path
     assert "zero area" in str(info.value) and "elf-intersection" not in str(info.value)
 
 
-def test_zone_count_limit_is_a_clear_error(tmp_path: Path) -> None:
+def test_zone_count_limit_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from masking import limits
 
+    monkeypatch.setattr(limits, "ZONES_PER_CAMERA", 50)  # the check, not 10,000 zones of YAML
     ring = "[[0.1, 0.1], [0.2, 0.1], [0.2, 0.2]]"
     zones = "".join(f"      - {{id: z{k}, kind: privacy_mask, polygon: {ring}}}\n"
                     for k in range(limits.ZONES_PER_CAMERA + 1))

@@ -274,6 +274,11 @@ def parse_zones(raw: Any, source: str = "<zones>") -> ZonesFile:
     """Validate already-parsed YAML data as a zones file."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with a `cameras` list at the top level")
+    for k, cam in enumerate(raw.get("cameras") or [] if isinstance(raw.get("cameras"), list) else []):
+        zones = cam.get("zones") if isinstance(cam, dict) else None
+        if isinstance(zones, list) and len(zones) > limits.ZONES_PER_CAMERA:  # before validating them all
+            raise ConfigError(f"{source}: camera #{k + 1} has {len(zones)} zones; at most "
+                              f"{limits.ZONES_PER_CAMERA} are allowed per camera (see docs/errors.md, Limits)")
     try:
         return ZonesFile.model_validate(raw)
     except ValidationError as exc:
