@@ -19,8 +19,9 @@ from masking.errors import OutputError
 PathLike = str | os.PathLike[str] | None
 
 
-def _is_file_name(p: PathLike) -> bool:
-    return p is not None and str(p) not in ("", "-") and "://" not in str(p)
+def _file_names(paths: Iterable[PathLike]) -> list[str | os.PathLike[str]]:
+    """The entries that name files: not None, `-` or a URL."""
+    return [p for p in paths if p is not None and str(p) not in ("", "-") and "://" not in str(p)]
 
 
 def _identity(p: str | os.PathLike[str]) -> tuple[str, tuple[int, int] | None]:
@@ -42,8 +43,8 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 def refuse_overwrite(outputs: Iterable[PathLike], inputs: Iterable[PathLike]) -> None:
     """Raise `OutputError` naming both paths if any output is (or resolves to) an input, or two
     outputs are the same file. `None`, `-` and URLs are ignored."""
-    outs = [(p, _identity(p)) for p in outputs if _is_file_name(p)]
-    ins = [(p, _identity(p)) for p in inputs if _is_file_name(p)]
+    outs = [(p, _identity(p)) for p in _file_names(outputs)]
+    ins = [(p, _identity(p)) for p in _file_names(inputs)]
     for k, (out, (r_out, i_out)) in enumerate(outs):
         for inp, (r_in, i_in) in ins:
             if r_out == r_in or (i_out is not None and i_out == i_in):
@@ -64,10 +65,8 @@ def refuse_overwrite(outputs: Iterable[PathLike], inputs: Iterable[PathLike]) ->
 def expand_inputs(entries: Iterable[PathLike]) -> list[Path]:
     """Entries and, for folders, the files directly inside them (for the guard's input list)."""
     out: list[Path] = []
-    for e in entries:
-        if not _is_file_name(e):
-            continue
-        p = Path(os.fspath(e))  # type: ignore[arg-type]
+    for e in _file_names(entries):
+        p = Path(os.fspath(e))
         out.append(p)
         if p.is_dir():
             try:

@@ -330,7 +330,7 @@ def _make_ops(style: MaskStyle, mask: npt.NDArray[np.bool_], plane: str, scale: 
     ch, cw = -(-h // _CELL), -(-w // _CELL)
     padded = np.zeros((ch * _CELL, cw * _CELL), bool)
     padded[:h, :w] = mask
-    cells = padded.reshape(ch, _CELL, cw, _CELL).any(axis=(1, 3)).astype(np.uint8)
+    cells: npt.NDArray[np.uint8] = np.asarray(padded.reshape(ch, _CELL, cw, _CELL).any(axis=(1, 3)), np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(cells, connectivity=8)
     if n - 1 > _MAX_RECTS:
         return [_make_op(style, mask, plane, scale)]

@@ -244,7 +244,7 @@ def load_csv_manifest(path: Path, root: Path | None = None) -> Fleet:
         cam = merged.setdefault(cid, {"camera_id": cid, "footage": []})
         cam["footage"].extend(entries)
         for key in ("site", "zones", "zones_camera", "stream_seconds"):
-            value = row.get(key, "")
+            value: Any = row.get(key, "")
             if not value:
                 continue
             if key == "stream_seconds":
