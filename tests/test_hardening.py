@@ -470,3 +470,16 @@ def test_audit_json_dash_writes_the_document_to_stdout(
     doc = json.loads(out.out)
     assert rc in (0, 1) and doc["results"][0]["input"].endswith("snap.png")
     assert "snap.png" in out.err and not (tmp_path / "-").exists()
+
+
+def test_masked_video_is_created_with_the_media_mode(tmp_path: Path, zones_file: Path, office_clip: Path) -> None:
+    from masking.video.reader import VideoReader
+    from masking.video.writer import VideoWriter
+
+    out = tmp_path / "out.mp4"
+    with VideoReader(str(office_clip)) as reader, VideoWriter(out, reader.info) as writer:
+        for k, vf in enumerate(reader):
+            writer.write(vf.image, vf.pts)
+            if k == 2:
+                break
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640

@@ -14,6 +14,7 @@ import av.video.stream
 import numpy as np
 import numpy.typing as npt
 
+from masking._atomic import output_mode
 from masking.errors import OutputError
 from masking.video.reader import StreamInfo
 
@@ -128,6 +129,7 @@ class VideoWriter:
                 self._container.mux(packet)
             self._container.close()
             self._closed = True
+            os.chmod(self._tmp, output_mode("media"))  # 0640 unless $MASKING_MEDIA_MODE says otherwise
             os.replace(self._tmp, self.path)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._discard()
