@@ -4,7 +4,8 @@
   (`.NAME.<random>.partial`), then renamed: a reader never sees a half-written output under its final
   name, two runs never share a temporary file, and on failure the temporary file is removed and
   `OutputError` names the path.
-* `-` means standard output. A character device (`/dev/null`, a terminal), a FIFO or a socket is
+* `-` means standard output. A character device (`/dev/null`, a terminal), a FIFO, a socket, or an
+  open descriptor (`/dev/stdout`, `/dev/fd/N`, even when the shell redirected it to a file) is
   written straight through, never replaced by a regular file.
 * A symbolic link is followed deliberately: the file it points to is replaced atomically (the link
   stays a link). A link to a special file writes through to it.
@@ -54,15 +55,34 @@ def is_write_through(path: str | Path) -> bool:
         st = os.stat(path)
     except OSError:
         return False
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")):  # /dev/stdout, /dev/fd/N: maybe a redirect
+        return not stat.S_ISDIR(st.st_mode)
     return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
+
+
+def _open_descriptor(path: Path) -> int | None:
+    """The descriptor a name such as `/dev/stdout` or `/dev/fd/3` stands for (None for other names):
+    written through that descriptor, the output lands where the shell's redirect points, at its
+    current offset, interleaved correctly with what the program prints."""
+    name = os.path.abspath(path)
+    fixed = {"/dev/stdout": 1, "/dev/stderr": 2}
+    if name in fixed:
+        return fixed[name]
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return int(name[len(prefix):])
+    return None
 
 
 def _write_through(path: Path, data: bytes, what: str) -> None:
     try:
-        if str(path) == STDOUT:
+        fd = 1 if str(path) == STDOUT else _open_descriptor(path)
+        if fd is not None:
             sys.stdout.flush()
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            sys.stderr.flush()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             return
         with open(path, "ab") as f:  # append: never truncates a special file (nor creates one)
             f.write(data)

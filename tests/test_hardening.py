@@ -483,3 +483,15 @@ def test_masked_video_is_created_with_the_media_mode(tmp_path: Path, zones_file:
             if k == 2:
                 break
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+def test_dev_stdout_redirected_to_a_file_is_written_through_in_order(tmp_path: Path) -> None:
+    import sys
+
+    out = tmp_path / "redirected.txt"
+    code = ("from masking._atomic import atomic_write\nprint('before', flush=True)\n"
+            "atomic_write('/dev/stdout', 'doc\\n', 'JSON')\nprint('after', flush=True)\n")
+    with out.open("w") as f:
+        subprocess.run([sys.executable, "-c", code], stdout=f, check=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.read_text() == "before\ndoc\nafter\n"
