@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from masking.config.validation import Identifier, repeated
+from masking.config.validation import Identifier, format_validation_error, repeated
 from masking.config.validation import StrictModel as _Strict
 from masking.config.yamlio import load_yaml
 from masking.config.zones import Camera, DetectConfig, load_zones
@@ -101,8 +101,6 @@ class ServeConfig(_Strict):
 
 def load_serve_config(path: str | Path) -> ServeConfig:
     """Load and validate a serve config; relative zone/sink/source paths resolve against its folder."""
-    from masking.config.validation import format_validation_error
-
     p = Path(path)
     raw = load_yaml(p)
     if not isinstance(raw, dict):
@@ -147,7 +145,7 @@ def apply_detection(cam: Camera, det: DetectionSpec | None, where: str) -> Camer
         try:
             cfg = DetectConfig.model_validate({**base.model_dump(), **opts})
         except ValidationError as exc:
-            raise ConfigError(f"{where}: invalid detection options: {exc}") from exc
+            raise ConfigError(format_validation_error(exc, None, where, "detection options")) from exc
     else:
         if opts:
             raise ConfigError(f"{where}: detection options given but no detector (set `detect: faces`)")
