@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from masking.cli import EXIT_OK, EXIT_USAGE
+from masking.paths import refuse_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def _run(args: argparse.Namespace) -> int:
     from masking.stream.config import load_serve_config
 
     cfg = load_serve_config(args.config)
+    refuse_overwrite([c.sink.path for c in cfg.cameras],
+                     [args.config, *(c.source for c in cfg.cameras), *(c.zones for c in cfg.cameras)])
     pipeline = pipeline_for(cfg, args.config)
     with stop_on_signals(pipeline) as stopped:
         results = pipeline.run()
