@@ -294,7 +294,7 @@ def test_cli_detect_json(dev_dir: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "toilet" in names
     assert all(len(d["xyxy"]) == 4 and 0 <= d["score"] <= 1 for d in out[0]["detections"])
     assert cli_main(["detect", str(dev_dir / "manifest.csv")]) == 2
-    assert "not an image" in capsys.readouterr().err
+    assert "not a readable image" in capsys.readouterr().err
 
 
 def test_bad_network_output_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:

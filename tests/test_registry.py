@@ -132,14 +132,14 @@ def test_duplicate_yaml_key_rejected(tmp_path: Path) -> None:
 
 def test_extra_key_rejected(tmp_path: Path) -> None:
     path = _write(tmp_path, _entry_yaml("m", extra="    sha1: abc\n"))
-    with pytest.raises(ConfigError, match=r"models\.0\.sha1: Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=r"model 'm', field 'sha1': Extra inputs are not permitted"):
         load_registry(path)
 
 
 @pytest.mark.parametrize("sha", ["a" * 63, "A" * 64, "g" * 64, "'" + "a" * 65 + "'"])
 def test_bad_sha256_rejected(tmp_path: Path, sha: str) -> None:
     path = _write(tmp_path, _entry_yaml("m", sha=sha))
-    with pytest.raises(ConfigError, match=r"models\.0\.sha256"):
+    with pytest.raises(ConfigError, match=r"model 'm', field 'sha256'"):
         load_registry(path)
 
 

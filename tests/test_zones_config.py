@@ -51,7 +51,7 @@ BAD_ZONES = {
     "unknown_mode": (_zone("bad", SQUARE, "        style: {mode: smear}\n"), "mode"),
     "unknown_kind": (_zone("bad", SQUARE, kind="bathroom"), "kind"),
     "unknown_key": (_zone("bad", SQUARE, "        colour: red\n"), "(?i)extra"),
-    "bad_zone_id": (_zone("bad id!", SQUARE), "pattern"),
+    "bad_zone_id": (_zone("bad id!", SQUARE), "not a valid id: it contains"),
 }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from stream_helpers import H, SyntheticSource, W, camera, factory_for, make_frame
 
 from masking.detect.base import FakeDetector, bright_box_script
-from masking.stream.engine import CameraJob, Engine, EngineOptions
+from masking.stream.engine import CameraJob, MaskingPipeline, PipelineOptions
 from masking.stream.sinks import H264Sink
 from masking.stream.sources import FileSource, Source
 from masking.vault.recorder import VaultSealer
@@ -67,7 +67,7 @@ def record(vault: Vault, out: Path, n: int = 20, layout: str = "bgr24", segment_
     job = CameraJob("cam1", camera(), source, lambda info: H264Sink(out, info, segment_seconds=segment_seconds,
                                                                      crf=10, sealer=sealer),
                     sink_layouts=("bgr24", "yuv420p"), sealer=sealer, abort_on_error=True)
-    (result,) = Engine([job], EngineOptions(detector_factory=factory_for(fake))).run()
+    (result,) = MaskingPipeline([job], PipelineOptions(detector_factory=factory_for(fake))).run()
     assert result.error is None, result.error
     return [Path(p) for p in result.outputs]
 

@@ -106,15 +106,17 @@ class SceneHead:
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        with tmp.open("wb") as f:
-            np.savez(
-                f, format=np.array(HEAD_FORMAT), classes=np.array(self.classes), mean=self.mean, std=self.std,
-                weights=self.weights, bias=self.bias, feature_names=np.array(self.feature_names),
-                backbone_sha256=np.array(self.backbone_sha256),
-            )
-        tmp.replace(path)
+        import io
+
+        from masking._atomic import atomic_write
+
+        buf = io.BytesIO()
+        np.savez(
+            buf, format=np.array(HEAD_FORMAT), classes=np.array(self.classes), mean=self.mean, std=self.std,
+            weights=self.weights, bias=self.bias, feature_names=np.array(self.feature_names),
+            backbone_sha256=np.array(self.backbone_sha256),
+        )
+        atomic_write(path, buf.getvalue(), "scene head")
 
     @classmethod
     def load(cls, path: Path) -> SceneHead:

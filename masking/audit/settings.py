@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from masking.config.validation import StrictModel, format_validation_error
 from masking.errors import ConfigError
 
 
-class AuditSettings(BaseModel):
+class AuditSettings(StrictModel):
     """How an audit gathers evidence and turns it into a verdict.
 
     Strength of one evidence item = registry weight of its class x detector score. A category's
@@ -24,7 +25,7 @@ class AuditSettings(BaseModel):
     scene classifier, 5-fold CV x 5 seeds, P 0.87 +- 0.01 / R 0.93 +- 0.01.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=False)
 
     models: list[str] = Field(
         default_factory=lambda: ["yolox-nano", "yolo11n-int8"],
@@ -125,5 +126,4 @@ def settings_from(overrides: dict[str, object], base: AuditSettings | None = Non
     try:
         return AuditSettings.model_validate(data)
     except ValidationError as exc:
-        msgs = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid audit settings: {msgs}") from exc
+        raise ConfigError(format_validation_error(exc, data, "audit settings", "settings")) from exc

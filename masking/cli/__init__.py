@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MaskingError as exc:
         print(f"masking {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from masking.signals import exit_status
+
         print(f"masking {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return exit_status(exc)

@@ -13,7 +13,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -98,13 +98,17 @@ def _raw(args: argparse.Namespace) -> RawInput | None:
     return RawInput(w, h, args.fps or Fraction(25))
 
 
-def _vault_sealer(args: argparse.Namespace, camera: Camera) -> VaultSealer | None:
-    """Vault (issue 12): the camera's sealer for `--vault` (h264 output only), or None."""
+def _vault_sealer(args: argparse.Namespace, camera: Camera) -> Callable[[], VaultSealer] | None:
+    """Vault (issue 12): what makes the camera's sealer for `--vault` (h264 output only), or None."""
     if not getattr(args, "vault", None):
         return None
-    from masking.vault.recorder import VaultSealer, configured_by
 
-    return VaultSealer(args.vault, camera.camera_id, configured_by(args.zones))
+    def make() -> VaultSealer:
+        from masking.vault.recorder import VaultSealer, configured_by
+
+        return VaultSealer(args.vault, camera.camera_id, configured_by(args.zones))
+
+    return make
 
 
 def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskStyle | None = None) -> int:

@@ -24,6 +24,7 @@ from masking.cli._audit_options import (
 )
 from masking.errors import InputError, MaskingError
 from masking.media import media_kind
+from masking.paths import refuse_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     paths = _expand(list(args.inputs))
+    refuse_overwrite([args.json, args.report], [*paths, args.zones])
     auditor = Auditor(settings, threads=args.threads)
     privacy = PrivacyFilter(show_unmasked=args.show_unmasked, threads=args.threads) if args.report else None
     results = []
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.write(line)
                 bar.update(1)
             else:
-                print(line, flush=True)
+                print(line, flush=True, file=sys.stderr if str(args.json) == "-" else sys.stdout)
     finally:
         if bar is not None:
             bar.close()

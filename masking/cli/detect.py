@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from masking.errors import InputError
@@ -43,12 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _read(path: str) -> np.ndarray:
+    from masking.video.images import read_image
+
     if not Path(path).is_file():
         raise InputError(f"{path}: no such image file")
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"{path}: not an image OpenCV can read (expected JPEG, PNG, BMP, ...)")
-    return img
+    return read_image(path)
 
 
 def run(args: argparse.Namespace) -> int:

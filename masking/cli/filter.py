@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 
 from masking.cli._filter_stream import add_stream_options, run_filter
 from masking.config.zones import MaskStyle, load_zones
+from masking.paths import expand_inputs, refuse_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -55,5 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     """Handler: load the camera, run the filter, report the frame counts."""
+    refuse_overwrite(expand_inputs([args.output]), expand_inputs([args.input, args.zones]))
     camera = load_zones(args.zones).camera(args.camera, source=args.zones)
     return run_filter(args, camera, style_from_name(args.style))

@@ -92,15 +92,22 @@ def _entries(names: list[str]) -> list[ModelEntry]:
 
 def _row(check: FileCheck) -> dict[str, Any]:
     e = check.entry
+    installed, problem = _INSTALLED[check.state], check.reason or None
+    if e.head is not None and installed == "yes":  # a scene classifier needs its trained head as well
+        from masking.audit.scenes import head_path
+
+        if not head_path(e).is_file():
+            installed = "no trained head"
+            problem = f"backbone installed, head not trained yet: run `masking scenes train MANIFEST --model {e.name}`"
     return {
         "name": e.name,
         "family": e.family,
         "task": e.task,
         "license": e.license,
         "size": e.size,
-        "installed": _INSTALLED[check.state],
+        "installed": installed,
         "path": str(check.path) if check.path else None,
-        "problem": check.reason or None,
+        "problem": problem,
         "source": f"package {e.package.name}" if e.package else ("upstream" if e.urls else "mirror only"),
     }
 

@@ -21,6 +21,7 @@ from masking.errors import ConfigError
 log = logging.getLogger(__name__)
 
 _LOG_EVERY_S = 10.0
+_REPORT_FILES = ("results.json", "results.csv", "report.html")  # what `--out DIR` holds
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="A fleet manifest (.yaml/.yml or .csv), or a folder with one sub-folder per camera (optional "
         "zones.yaml inside; media files directly in the folder are one camera each).",
     )
+    p.add_argument("--root", metavar="DIR", type=Path,
+                   help="Confine the manifest: every zones file, footage path and camera folder must lie inside DIR "
+                   "(links resolved), checked before anything is read. Default: a manifest may name any file you "
+                   "can read, like a script.")
     p.add_argument("--out", metavar="DIR", type=Path,
                    help="Write report.html, results.csv and results.json here (default: no report files).")
     p.add_argument("--store", metavar="FILE", type=Path,
@@ -102,11 +107,14 @@ def _progress_printer(show_bar: bool) -> tuple[Callable[[Any], None], Callable[[
 
 def run(args: argparse.Namespace) -> int:
     """Handler of `masking rescan`."""
+    from masking._atomic import ensure_folder
     from masking.cli import EXIT_FINDINGS, EXIT_ITEMS_FAILED, EXIT_OK, show_progress
-    from masking.rescan.manifest import load_fleet
+    from masking.paths import refuse_overwrite
+    from masking.rescan.manifest import fleet_inputs, load_fleet
     from masking.rescan.report import write_outputs
     from masking.rescan.runner import RescanOptions, run_rescan
     from masking.rescan.store import Store
+    from masking.signals import sigterm_as_interrupt
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
@@ -119,13 +127,16 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler and "://" not in args.scheduler:
         raise ConfigError(f"--scheduler {args.scheduler!r}: expected an address like tcp://HOST:PORT")
     settings = audit_settings_from_args(args).model_dump(mode="json")
-    fleet = load_fleet(args.fleet, stream_seconds=args.stream_seconds)
+    fleet = load_fleet(args.fleet, stream_seconds=args.stream_seconds, root=args.root)
     store_path = args.store or ((args.out / "rescan.sqlite") if args.out else Path("rescan.sqlite"))
+    refuse_overwrite([store_path, *(args.out / n for n in _REPORT_FILES if args.out)], fleet_inputs(fleet, args.fleet))
+    if args.out:
+        ensure_folder(args.out, "report folder (--out)")
     options = RescanOptions(settings=settings, workers=args.workers, scheduler=args.scheduler,
                             attempts=args.attempts, force=args.force, max_items=args.max_items,
                             segment_seconds=args.segment_seconds, show_unmasked=args.show_unmasked)
     update, close = _progress_printer(show_progress())
-    with Store(store_path) as store:
+    with sigterm_as_interrupt(), Store(store_path) as store:
         try:
             result = run_rescan(fleet, options, store, progress=update)
         finally:
@@ -141,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         paths = write_outputs(result, args.out, str(store_path), lang=args.lang, show_unmasked=args.show_unmasked)
         print(f"rescan: report {paths['html']}, {paths['csv']}, {paths['json']}")
+    if result.exit_status is not None:
+        print(f"rescan: interrupted; {result.counts['done']} item(s) audited in this run are kept, the rest stays "
+              "pending: run the same command again to continue", file=sys.stderr)
+        return result.exit_status
     if s["items_failed"] or s["items_pending"]:
         return EXIT_ITEMS_FAILED
     if s["violation"] or s["review"]:

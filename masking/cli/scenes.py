@@ -78,6 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
     from masking.errors import InputError
     from masking.models.cache import cached_sha256, verified_model_path
     from masking.models.registry import load_registry
+    from masking.paths import refuse_overwrite
     from masking.video.images import read_image
 
     entry = load_registry().get(args.model)
@@ -86,6 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.l2 is not None and not 0.0 < args.l2 <= 1000.0:
         raise InputError(f"--l2 must lie in (0, 1000], got {args.l2}")
     rows = [r for r in read_manifest(args.manifest) if r.prohibited != "ambiguous"]
+    refuse_overwrite([args.out], [args.manifest, *(r.path for r in rows)])
     labels = [scene_label(r.category, r.prohibited, args.classes) for r in rows]
     classes = sorted(set(labels))
     if NONE not in classes or len(classes) < 2:

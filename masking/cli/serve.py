@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from masking.cli import EXIT_OK, EXIT_USAGE
+from masking.paths import refuse_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _run(args: argparse.Namespace) -> int:
     from masking.stream.build import live_hub, pipeline_for, stop_on_signals
-    from masking.stream.config import load_serve_config
+    from masking.stream.config import SinkSpec, load_serve_config
 
     cfg = load_serve_config(args.config)
+    refuse_overwrite([o.path for c in cfg.cameras for o in c.all_outputs if isinstance(o, SinkSpec)],
+                     [args.config, *(c.source for c in cfg.cameras), *(c.zones for c in cfg.cameras)])
     hub = live_hub(cfg)
     pipeline = pipeline_for(cfg, args.config, hub)
     server = None

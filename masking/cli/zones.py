@@ -10,6 +10,7 @@ from shapely.ops import unary_union
 from masking.annotate import draw_zones
 from masking.cli import EXIT_OK
 from masking.config.zones import ZonesFile, json_schema, load_zones
+from masking.paths import refuse_overwrite
 from masking.video.images import read_image, write_image
 
 
@@ -65,6 +66,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_draw(args: argparse.Namespace) -> int:
+    refuse_overwrite([args.output], [args.image, args.zones])
     camera = load_zones(args.zones).camera(args.camera, source=args.zones)
     preview = draw_zones(read_image(args.image), camera)
     write_image(args.output, preview)

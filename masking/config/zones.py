@@ -8,36 +8,30 @@ expected. Config models hold configuration only, never runtime state.
 from __future__ import annotations
 
 import math
-import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from shapely.geometry import Polygon
+from pydantic import Field, ValidationError, field_validator, model_validator
+from shapely.geometry import MultiPoint, Polygon
 from shapely.validation import explain_validity
 
-from masking.config.validation import repeated
+from masking import limits
+from masking.config.validation import (
+    Identifier,
+    StrictModel,
+    format_validation_error,
+    identifier_ok,
+    repeated,
+)
 from masking.config.yamlio import load_yaml
 from masking.errors import ConfigError
 
-_ID_RE = r"^[^\W_][\w.:@\-]{0,127}$"  # letters (any script: 酒店-3F), digits, _ . : @ -
 Point = tuple[float, float]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # --------------------------------------------------------------------------- styles
-class FillStyle(_Strict):
+class FillStyle(StrictModel):
     """Solid fill: irreversible, the default."""
 
     mode: Literal["fill"] = "fill"
@@ -59,14 +53,14 @@ class FillStyle(_Strict):
         return (b, g, r)
 
 
-class PixelateStyle(_Strict):
+class PixelateStyle(StrictModel):
     """Mosaic: each block x block cell replaced by its mean colour."""
 
     mode: Literal["pixelate"]
     block: int = Field(16, ge=4, le=256, description="Cell size in pixels (4-256). Larger hides more.")
 
 
-class BlurStyle(_Strict):
+class BlurStyle(StrictModel):
     """Box/Gaussian blur of the region."""
 
     mode: Literal["blur"]
@@ -83,6 +77,9 @@ MaskStyle = Annotated[Union[FillStyle, PixelateStyle, BlurStyle], Field(discrimi
 def _check_ring(name: str, ring: list[Point]) -> None:
     if len(ring) < 3:
         raise ValueError(f"{name} needs at least 3 points, got {len(ring)}")
+    if len(ring) > limits.POINTS_PER_RING:
+        raise ValueError(f"{name} has {len(ring)} points; at most {limits.POINTS_PER_RING} are allowed "
+                         "(simplify the outline)")
     for i, (x, y) in enumerate(ring):
         if not (math.isfinite(x) and math.isfinite(y)):
             raise ValueError(f"{name} point {i} is not a finite number: [{x}, {y}]")
@@ -93,7 +90,7 @@ def _check_ring(name: str, ring: list[Point]) -> None:
             )
 
 
-class PolygonSpec(_Strict):
+class PolygonSpec(StrictModel):
     """A polygon in normalised coordinates: an exterior ring and optional holes."""
 
     exterior: list[Point] = Field(description="Outer ring, [[x, y], ...], 0-1 of width/height.")
@@ -102,13 +99,21 @@ class PolygonSpec(_Strict):
     @model_validator(mode="after")
     def _valid_geometry(self) -> PolygonSpec:
         _check_ring("polygon exterior", self.exterior)
+        if len(self.holes) > limits.HOLES_PER_ZONE:
+            raise ValueError(f"polygon has {len(self.holes)} holes; at most {limits.HOLES_PER_ZONE} are allowed")
         for k, hole in enumerate(self.holes):
             _check_ring(f"polygon hole {k}", hole)
+        if MultiPoint(self.exterior).convex_hull.area <= 0.0:
+            raise ValueError(
+                "polygon has zero area: its points lie on one line (e.g. all on the frame border); "
+                "a zone needs an outline that encloses part of the view"
+            )
         poly = self.shapely()
         if not poly.is_valid:
-            raise ValueError(f"polygon is not valid: {explain_validity(poly)} (e.g. self-intersection)")
+            raise ValueError(f"polygon is not valid: {explain_validity(poly)} (edges must not cross or touch; "
+                             "holes must lie inside the exterior)")
         if poly.area <= 0.0:
-            raise ValueError("polygon has zero area")
+            raise ValueError("polygon has zero area (its holes cover all of it)")
         return self
 
     def shapely(self) -> Polygon:
@@ -139,10 +144,10 @@ class ZoneKind(str, Enum):
     watch = "watch"  # only evaluated, never masked (masked by the `zones` fail policy)
 
 
-class Zone(_Strict):
+class Zone(StrictModel):
     """One named region of a camera's view."""
 
-    id: str = Field(pattern=_ID_RE, description="Unique within the camera.")
+    id: Identifier = Field(description="Unique within the camera; letters and digits of any script, `_.:@-`.")
     kind: ZoneKind = Field(description="privacy_mask | prohibited_view | watch")
     polygon: Annotated[PolygonSpec, Field(description="Normalised polygon; holes allowed.")]
     style: MaskStyle = Field(default_factory=FillStyle, description="How the zone is masked.")
@@ -159,7 +164,7 @@ class Zone(_Strict):
 
 
 # --------------------------------------------------------------------------- detection
-class DetectSpec(_Strict):
+class DetectSpec(StrictModel):
     """One detector whose detections are masked dynamically."""
 
     model: str = Field(description="Model name from models/registry.yaml, e.g. yunet, nudenet-320n.")
@@ -183,7 +188,7 @@ class DetectSpec(_Strict):
     )
 
 
-class DetectConfig(_Strict):
+class DetectConfig(StrictModel):
     """Dynamic masking for a camera: detectors, cadence, and what to do when they fail."""
 
     detectors: list[DetectSpec] = Field(default_factory=list)
@@ -201,12 +206,12 @@ class DetectConfig(_Strict):
     )
 
 
-class Camera(_Strict):
+class Camera(StrictModel):
     """One camera: its id, where it is, its zones and dynamic detection."""
 
-    camera_id: str = Field(pattern=_ID_RE)
+    camera_id: Identifier = Field(description="Letters and digits of any script and `_.:@-`, 1-128 characters.")
     site: str | None = Field(None, max_length=500, description="Free-text description of the site.")
-    zones: list[Zone] = Field(default_factory=list)
+    zones: list[Zone] = Field(default_factory=list, max_length=limits.ZONES_PER_CAMERA)
     style: MaskStyle = Field(
         default_factory=FillStyle, description="Style of dynamic (detection) masks and policy masks."
     )
@@ -235,7 +240,7 @@ class Camera(_Strict):
         raise KeyError(zone_id)
 
 
-class ZonesFile(_Strict):
+class ZonesFile(StrictModel):
     """A zones YAML file: one or more cameras."""
 
     cameras: list[Camera] = Field(min_length=1)
@@ -245,6 +250,9 @@ class ZonesFile(_Strict):
         dups = repeated(c.camera_id for c in self.cameras)
         if dups:
             raise ValueError(f"camera ids must be unique; repeated: {dups}")
+        points = sum(len(z.polygon.exterior) + sum(map(len, z.polygon.holes)) for c in self.cameras for z in c.zones)
+        if points > limits.POINTS_PER_FILE:
+            raise ValueError(f"the zones hold {points} points in all; at most {limits.POINTS_PER_FILE} are allowed")
         return self
 
     def camera(self, camera_id: str | None = None, source: str = "zones file") -> Camera:
@@ -262,48 +270,15 @@ class ZonesFile(_Strict):
 
 
 # --------------------------------------------------------------------------- loading
-def _describe_loc(raw: Any, loc: tuple[Any, ...]) -> str:
-    """Turn a pydantic error location into `camera 'x', zone 'y', field 'z'`."""
-    parts: list[str] = []
-    node: Any = raw
-    i = 0
-    while i < len(loc):
-        key = loc[i]
-        if key == "cameras" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
-            idx = loc[i + 1]
-            cam = node["cameras"][idx] if isinstance(node, dict) and isinstance(node.get("cameras"), list) and idx < len(node["cameras"]) else None
-            cid = cam.get("camera_id") if isinstance(cam, dict) else None
-            parts.append(f"camera {cid!r}" if cid is not None else f"camera #{idx + 1}")
-            node, i = cam, i + 2
-            continue
-        if key == "zones" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
-            idx = loc[i + 1]
-            zones = node.get("zones") if isinstance(node, dict) else None
-            zone = zones[idx] if isinstance(zones, list) and idx < len(zones) else None
-            zid = zone.get("id") if isinstance(zone, dict) else None
-            parts.append(f"zone {zid!r}" if zid is not None else f"zone #{idx + 1}")
-            node, i = zone, i + 2
-            continue
-        rest = ".".join(str(k) for k in loc[i:] if not str(k).startswith(("function-", "tagged-union")))
-        if rest:
-            parts.append(f"field {rest!r}")
-        break
-    return ", ".join(parts) if parts else "top level"
-
-
-def format_validation_error(exc: ValidationError, raw: Any, source: str) -> str:
-    """A readable multi-line message for a pydantic error on a config file."""
-    lines = [f"{source}: invalid config ({exc.error_count()} problem(s)):"]
-    for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  - {_describe_loc(raw, tuple(err['loc']))}: {msg}")
-    return "\n".join(lines)
-
-
 def parse_zones(raw: Any, source: str = "<zones>") -> ZonesFile:
     """Validate already-parsed YAML data as a zones file."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with a `cameras` list at the top level")
+    for k, cam in enumerate(raw.get("cameras") or [] if isinstance(raw.get("cameras"), list) else []):
+        zones = cam.get("zones") if isinstance(cam, dict) else None
+        if isinstance(zones, list) and len(zones) > limits.ZONES_PER_CAMERA:  # before validating them all
+            raise ConfigError(f"{source}: camera #{k + 1} has {len(zones)} zones; at most "
+                              f"{limits.ZONES_PER_CAMERA} are allowed per camera (see docs/errors.md, Limits)")
     try:
         return ZonesFile.model_validate(raw)
     except ValidationError as exc:
@@ -320,6 +295,4 @@ def json_schema() -> dict[str, Any]:
     return ZonesFile.model_json_schema()
 
 
-def zone_id_ok(value: str) -> bool:
-    """Whether a string is a valid camera/zone id."""
-    return re.match(_ID_RE, value) is not None
+zone_id_ok = identifier_ok

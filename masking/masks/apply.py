@@ -1,8 +1,9 @@
 """Apply a camera's masks to frames, in place: static zones, dynamic boxes, the whole frame.
 
-Work is proportional to the masked area, not the frame: each zone is precomputed once per
-resolution as its bounding rectangle plus a 0/1 mask inside it, and the style is computed on that
-rectangle only (blur reads a margin of one kernel radius so the zone's edge is
+Work is proportional to the masked area, not the frame, and memory to the frame, not the number
+of zones: the zones of each style are rasterised into one mask once per resolution, cut into a few
+rectangles around its clusters, each with a 0/1 mask inside it, and the style is computed on those
+rectangles only (blur reads a margin of one kernel radius so the zone's edge is
 blurred with its real neighbours). Copy-back under the mask is `cv2.copyTo`, a SIMD masked copy.
 
 Where zones overlap, the most irreversible style wins: fill, then pixelate, then blur (each pixel
@@ -292,23 +293,54 @@ def _effective_style(zone: Zone, override: MaskStyle | None) -> MaskStyle:
 def _build_plan(
     zones: Sequence[Zone], override: MaskStyle | None, layout: str, width: int, height: int
 ) -> _ZoneOps:
-    """One op per zone, cropped to the zone's rectangle; masks made disjoint (fill > pixelate > blur)."""
-    styled = [(_effective_style(z, override), z) for z in zones]
-    styled.sort(key=lambda sz: _PRIORITY[sz[0].mode])  # stable: file order within a style
+    """Ops for these zones at this resolution: the zones of each style are rasterised into one mask
+    (not one per zone), masks are made disjoint (fill > pixelate > blur; among styles of one mode,
+    the first listed wins), and each style's mask is cut into a few rectangles around its clusters
+    so the work stays proportional to the masked area."""
+    groups: dict[MaskStyle, list[Zone]] = {}
+    for zone in zones:
+        groups.setdefault(_effective_style(zone, override), []).append(zone)
+    ordered = sorted(groups.items(), key=lambda sz: _PRIORITY[sz[0].mode])  # stable: file order within a mode
     claimed = np.zeros((height, width), bool)
-    luma_ops: list[tuple[MaskStyle, npt.NDArray[np.bool_]]] = []
-    for style, zone in styled:
-        mask = rasterize([zone], width, height) & ~claimed
+    luma: list[tuple[MaskStyle, npt.NDArray[np.bool_]]] = []
+    for style, members in ordered:
+        mask = rasterize(members, width, height) & ~claimed
         claimed |= mask
         if mask.any():
-            luma_ops.append((style, mask))
+            luma.append((style, mask))
     if layout == "bgr":
-        return _ZoneOps((tuple(_make_op(s, m, "bgr", 1) for s, m in luma_ops),))
-    y_ops = tuple(_make_op(s, m, "y", 1) for s, m in luma_ops)
-    chroma = [(s, _chroma_mask(m)) for s, m in luma_ops]
-    u_ops = tuple(_make_op(s, m, "u", 2) for s, m in chroma)
-    v_ops = tuple(_make_op(s, m, "v", 2) for s, m in chroma)
-    return _ZoneOps((y_ops, u_ops, v_ops))
+        return _ZoneOps((tuple(op for s, m in luma for op in _make_ops(s, m, "bgr", 1)),))
+    chroma = [(s, _chroma_mask(m)) for s, m in luma]
+    return _ZoneOps((
+        tuple(op for s, m in luma for op in _make_ops(s, m, "y", 1)),
+        tuple(op for s, m in chroma for op in _make_ops(s, m, "u", 2)),
+        tuple(op for s, m in chroma for op in _make_ops(s, m, "v", 2)),
+    ))
+
+
+_CELL = 16  # clusters of a style's mask are found on a grid of this many pixels
+_MAX_RECTS = 32  # beyond this many clusters a style gets one rectangle (bounded per-frame work)
+
+
+def _make_ops(style: MaskStyle, mask: npt.NDArray[np.bool_], plane: str, scale: int) -> list[_Op]:
+    """One op per cluster of the mask: connected groups of `_CELL`-pixel cells holding masked pixels
+    (one op for the whole mask beyond `_MAX_RECTS` clusters, so per-frame work stays bounded).
+    Each masked pixel belongs to exactly one op."""
+    h, w = mask.shape
+    ch, cw = -(-h // _CELL), -(-w // _CELL)
+    padded = np.zeros((ch * _CELL, cw * _CELL), bool)
+    padded[:h, :w] = mask
+    cells: npt.NDArray[np.uint8] = np.asarray(padded.reshape(ch, _CELL, cw, _CELL).any(axis=(1, 3)), np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cells, connectivity=8)
+    if n - 1 > _MAX_RECTS:
+        return [_make_op(style, mask, plane, scale)]
+    ops = []
+    for k, (cx, cy, cwid, chei, _area) in enumerate(stats[1:].tolist(), start=1):
+        y0, x0 = cy * _CELL, cx * _CELL
+        y1, x1 = min(h, (cy + chei) * _CELL), min(w, (cx + cwid) * _CELL)
+        own = np.repeat(np.repeat(labels[cy : cy + chei, cx : cx + cwid] == k, _CELL, 0), _CELL, 1)
+        ops.append(_make_op(style, mask[y0:y1, x0:x1] & own[: y1 - y0, : x1 - x0], plane, scale, (y0, x0)))
+    return ops
 
 
 def _chroma_mask(luma: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -317,7 +349,9 @@ def _chroma_mask(luma: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     return np.asarray(luma.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3)), bool)
 
 
-def _make_op(style: MaskStyle, mask: npt.NDArray[np.bool_], plane: str, scale: int) -> _Op:
+def _make_op(style: MaskStyle, mask: npt.NDArray[np.bool_], plane: str, scale: int,
+             origin: tuple[int, int] = (0, 0)) -> _Op:
+    """The op of a non-empty mask whose top-left pixel is at `origin` (row, column) of the plane."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
@@ -328,7 +362,8 @@ def _make_op(style: MaskStyle, mask: npt.NDArray[np.bool_], plane: str, scale: i
     if value:
         shape = crop.shape + (3,) if plane == "bgr" else crop.shape
         fill_src = np.full(shape, value if plane == "bgr" else value[0], np.uint8)
-    return _Op(style, y0, y1, x0, x1, crop, bool(crop.all()), value, block, ksize, fill_src)
+    oy, ox = origin
+    return _Op(style, y0 + oy, y1 + oy, x0 + ox, x1 + ox, crop, bool(crop.all()), value, block, ksize, fill_src)
 
 
 def _style_sizes(style: MaskStyle, scale: int) -> tuple[int, int]:

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from masking.art7 import Category
-from masking.config.validation import repeated
+from masking.config.validation import StrictModel, format_validation_error, repeated
 from masking.config.yamlio import load_yaml
 from masking.errors import ConfigError, ModelError
 
@@ -37,8 +37,7 @@ COCO80: tuple[str, ...] = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class EvidenceRule(_Strict):
@@ -158,8 +157,7 @@ def _load(path: str) -> Registry:
     try:
         return Registry.model_validate(raw)
     except ValidationError as exc:
-        msgs = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{p}: invalid model registry: {msgs}") from exc
+        raise ConfigError(format_validation_error(exc, raw, str(p), "model registry")) from exc
 
 
 def load_registry(path: str | Path | None = None) -> Registry:

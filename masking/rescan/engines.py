@@ -36,7 +36,9 @@ class Engine(Protocol):
         """The worker's dict, or raises what the transport raised (crash, lost worker)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self, abandon: bool = False) -> None:
+        """Release the workers; `abandon` (an interruption) drops in-flight items instead of waiting."""
+        ...
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
@@ -76,7 +78,7 @@ class InlineEngine:
         assert handle.value is not None
         return handle.value
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
         return None
 
 
@@ -101,7 +103,7 @@ class LocalEngine:
         return cf.ProcessPoolExecutor(
             max_workers=self.slots,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker.configure,
+            initializer=worker.configure_local,
             initargs=(self._threads, self._factory),
         )
 
@@ -121,8 +123,17 @@ class LocalEngine:
     def result(self, handle: cf.Future[dict[str, Any]]) -> dict[str, Any]:
         return handle.result()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abandon: bool = False) -> None:
+        if not abandon:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            return
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:  # abandon the items they are working on
+            proc.terminate()
+        for proc in processes:
+            proc.join(timeout=5.0)
+        log.info("stopped %d worker process(es)", len(processes))
 
 
 class DaskEngine:
@@ -172,7 +183,7 @@ class DaskEngine:
         finally:
             handle.release()
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
         self._client.close()
 
 

@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from masking.config.validation import repeated
-from masking.config.yamlio import load_yaml
-from masking.config.zones import Camera, format_validation_error, load_zones, zone_id_ok
+from masking.config.validation import (
+    ID_RULE,
+    Identifier,
+    StrictModel,
+    format_validation_error,
+    identifier_problem,
+    repeated,
+)
+from masking.config.yamlio import load_yaml, read_config_text
+from masking.config.zones import Camera, load_zones
 from masking.errors import ConfigError
 from masking.media import is_stream_url, media_kind
 
@@ -40,12 +42,12 @@ CSV_COLUMNS = ("camera_id", "site", "zones", "zones_camera", "footage", "stream_
 ZONES_FILE_NAME = "zones.yaml"
 
 
-class CameraEntry(BaseModel):
+class CameraEntry(StrictModel):
     """One camera of a fleet manifest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=False)
 
-    camera_id: str = Field(description="Camera id (letters, digits, `_.:@-`; at most 128 characters).")
+    camera_id: Identifier = Field(description="Camera id (letters and digits of any script, `_.:@-`; at most 128 characters).")
     site: str | None = Field(None, max_length=500, description="Free-text site description.")
     zones: str | None = Field(
         None, description="Zones YAML file (relative to the manifest). Without it the camera is audited "
@@ -63,13 +65,6 @@ class CameraEntry(BaseModel):
         None, gt=0, le=3600, description="Seconds sampled from each stream URL; default: the manifest's."
     )
 
-    @field_validator("camera_id")
-    @classmethod
-    def _id_ok(cls, v: str) -> str:
-        if not zone_id_ok(v):
-            raise ValueError(f"camera_id {v!r} is not a valid id (letters, digits, `_.:@-`, 1-128 characters)")
-        return v
-
     @field_validator("footage")
     @classmethod
     def _footage_ok(cls, v: list[str]) -> list[str]:
@@ -79,10 +74,10 @@ class CameraEntry(BaseModel):
         return [e.strip() for e in v]
 
 
-class ManifestFile(BaseModel):
+class ManifestFile(StrictModel):
     """A YAML fleet manifest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=False)
 
     version: int = Field(MANIFEST_VERSION, ge=1, le=MANIFEST_VERSION, description="Manifest format version.")
     stream_seconds: float = Field(
@@ -99,10 +94,8 @@ class ManifestFile(BaseModel):
         return self
 
 
-class FleetCamera(BaseModel):
+class FleetCamera(StrictModel):
     """A resolved camera: id, site, its zones (or None) and its footage entries (absolute)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     camera_id: str
     site: str | None = None
@@ -117,22 +110,21 @@ class FleetCamera(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class Fleet(BaseModel):
+class Fleet(StrictModel):
     """The cameras of one rescan, and where they were described."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: str
     cameras: tuple[FleetCamera, ...]
 
 
 # --------------------------------------------------------------------------- helpers
-def _resolve_zones(entry: CameraEntry, base: Path, source: str) -> tuple[str | None, Camera | None]:
+def _resolve_zones(entry: CameraEntry, base: Path, source: str, root: Path | None = None) -> tuple[str | None, Camera | None]:
     if entry.zones is None:
         if entry.zones_camera is not None:
             raise ConfigError(f"{source}: camera {entry.camera_id!r}: zones_camera given without a zones file")
         return None, None
     path = (base / entry.zones).resolve()
+    _confine(path, root, f"{source}: camera {entry.camera_id!r}: zones file")
     if not path.is_file():
         raise ConfigError(f"{source}: camera {entry.camera_id!r}: zones file {path} does not exist")
     zf = load_zones(path)
@@ -150,10 +142,22 @@ def _resolve_footage(entry: str, base: Path) -> str:
     return str(p if p.is_absolute() else base.resolve() / p)
 
 
-def _build(manifest: ManifestFile, base: Path, source: str) -> Fleet:
+def _confine(path: Path, root: Path | None, what: str) -> None:
+    """With `--root`, refuse (before reading it) a path that resolves outside the root folder."""
+    if root is None:
+        return
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        raise ConfigError(f"{what} {path} is outside the root {root} (--root confines the paths of a manifest)")
+
+
+def _build(manifest: ManifestFile, base: Path, source: str, root: Path | None = None) -> Fleet:
     cams = []
     for entry in manifest.cameras:
-        zones_path, zones = _resolve_zones(entry, base, source)
+        zones_path, zones = _resolve_zones(entry, base, source, root)
+        for f in entry.footage:
+            if not is_stream_url(f):
+                _confine(Path(_resolve_footage(f, base)), root, f"{source}: camera {entry.camera_id!r}: footage")
         cams.append(
             FleetCamera(
                 camera_id=entry.camera_id,
@@ -177,13 +181,13 @@ def _validate(raw: Any, source: str) -> ManifestFile:
 
 
 # --------------------------------------------------------------------------- loaders
-def load_yaml_manifest(path: Path) -> Fleet:
+def load_yaml_manifest(path: Path, root: Path | None = None) -> Fleet:
     """Load a YAML fleet manifest (see the README, "Rescans", for the format)."""
     raw = load_yaml(path)
-    return _build(_validate(raw, str(path)), path.parent, str(path))
+    return _build(_validate(raw, str(path)), path.parent, str(path), root)
 
 
-def load_csv_manifest(path: Path) -> Fleet:
+def load_csv_manifest(path: Path, root: Path | None = None) -> Fleet:
     """Load a CSV fleet manifest.
 
     Columns: camera_id (required), footage (required), site, zones, zones_camera, stream_seconds.
@@ -192,12 +196,13 @@ def load_csv_manifest(path: Path) -> Fleet:
     `camera_id` nor `footage` is a labelled snapshot list: one camera per file.
     """
     source = str(path)
+    text = read_config_text(path, "manifest")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
+        with io.StringIO(text, newline="") as f:
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             if "file" in header and "footage" not in header and "camera_id" not in header:
-                return _snapshot_list(path, reader)
+                return _snapshot_list(path, reader, root)
             unknown = [h for h in header if h not in CSV_COLUMNS]
             missing = [h for h in ("camera_id", "footage") if h not in header]
             if missing or unknown:
@@ -207,9 +212,7 @@ def load_csv_manifest(path: Path) -> Fleet:
                     + (f"unknown {unknown}; " if unknown else "")
                     + f"expected columns {list(CSV_COLUMNS)} (camera_id and footage required)"
                 )
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read manifest: {exc.strerror or exc}") from exc
+            rows = [_csv_row(row, source, reader.line_num) for row in reader]
     except csv.Error as exc:
         raise ConfigError(f"{source}: invalid CSV: {exc}") from exc
     merged: dict[str, dict[str, Any]] = {}
@@ -223,7 +226,7 @@ def load_csv_manifest(path: Path) -> Fleet:
         cam = merged.setdefault(cid, {"camera_id": cid, "footage": []})
         cam["footage"].extend(entries)
         for key in ("site", "zones", "zones_camera", "stream_seconds"):
-            value = row.get(key, "")
+            value: Any = row.get(key, "")
             if not value:
                 continue
             if key == "stream_seconds":
@@ -238,10 +241,17 @@ def load_csv_manifest(path: Path) -> Fleet:
             cam[key] = value
     if not merged:
         raise ConfigError(f"{source}: no cameras (the CSV has a header but no rows)")
-    return _build(_validate({"cameras": list(merged.values())}, source), path.parent, source)
+    return _build(_validate({"cameras": list(merged.values())}, source), path.parent, source, root)
 
 
-def _snapshot_list(path: Path, reader: csv.DictReader[str]) -> Fleet:
+def _csv_row(row: dict[str | None, Any], source: str, lineno: int) -> dict[str, str]:
+    """A CSV row with its cells stripped; a row with more cells than the header is an error."""
+    if None in row:
+        raise ConfigError(f"{source}:{lineno}: the row has more cells than the header has columns")
+    return {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+
+
+def _snapshot_list(path: Path, reader: csv.DictReader[str], root: Path | None = None) -> Fleet:
     """A labelled snapshot list (`file, label, ..., notes`, as ../shared/eval/dev/manifest.csv):
     one camera per file, named after the file's stem; `notes` (if any) becomes the site text."""
     source = str(path)
@@ -254,23 +264,23 @@ def _snapshot_list(path: Path, reader: csv.DictReader[str]) -> Fleet:
                      "site": (row.get("notes") or "").strip()[:500] or None})
     if not cams:
         raise ConfigError(f"{source}: no rows")
-    return _build(_validate({"cameras": cams}, source), path.parent, source)
+    return _build(_validate({"cameras": cams}, source), path.parent, source, root)
 
 
-def load_manifest(path: str | Path) -> Fleet:
+def load_manifest(path: str | Path, root: Path | None = None) -> Fleet:
     """Load a fleet manifest by extension: `.yaml`/`.yml` or `.csv`."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: manifest file does not exist")
     ext = p.suffix.lower()
     if ext in (".yaml", ".yml"):
-        return load_yaml_manifest(p)
+        return load_yaml_manifest(p, root)
     if ext == ".csv":
-        return load_csv_manifest(p)
+        return load_csv_manifest(p, root)
     raise ConfigError(f"{p}: unknown manifest type {ext!r} (expected .yaml, .yml or .csv)")
 
 
-def folder_fleet(folder: str | Path, stream_seconds: float = 10.0) -> Fleet:
+def folder_fleet(folder: str | Path, stream_seconds: float = 10.0, confine: Path | None = None) -> Fleet:
     """The fleet of a folder following the convention.
 
     Each sub-folder is a camera named after the folder; its media files (searched recursively) are
@@ -294,7 +304,8 @@ def folder_fleet(folder: str | Path, stream_seconds: float = 10.0) -> Fleet:
                 zones=str(zones_file) if zones_file.is_file() else None,
                 footage=[str(child)],
             )
-            zones_path, zones = _resolve_zones(entry, root, str(root))
+            _confine(child, confine, f"{root}: camera folder")
+            zones_path, zones = _resolve_zones(entry, root, str(root), confine)
             cams.append(FleetCamera(camera_id=cid, zones_path=zones_path, zones=zones,
                                     footage=(str(child),), stream_seconds=stream_seconds))
         elif media_kind(child) is not None:
@@ -314,17 +325,35 @@ def folder_fleet(folder: str | Path, stream_seconds: float = 10.0) -> Fleet:
 
 
 def _checked_id(cid: str, where: Path) -> str:
-    if not zone_id_ok(cid):
+    problem = identifier_problem(cid)
+    if problem:
         raise ConfigError(
-            f"{where}: {cid!r} is not a valid camera id (letters, digits, `_.:@-`, 1-128 characters); "
+            f"{where}: {cid!r} is not a valid camera id: {problem}. An id has {ID_RULE}; "
             "rename it or use a manifest"
         )
     return cid
 
 
-def load_fleet(source: str | Path, stream_seconds: float = 10.0) -> Fleet:
-    """A manifest file or a folder following the convention."""
+def fleet_inputs(fleet: Fleet, source: str | Path) -> list[Path]:
+    """Every file a fleet reads (the manifest, zones files, footage files and the files directly in
+    footage folders): what no output may overwrite."""
+    from masking.paths import expand_inputs
+
+    footage = [f for c in fleet.cameras for f in c.footage if not is_stream_url(f)]
+    return expand_inputs([source, *(c.zones_path for c in fleet.cameras), *footage])
+
+
+def load_fleet(source: str | Path, stream_seconds: float = 10.0, root: str | Path | None = None) -> Fleet:
+    """A manifest file or a folder following the convention.
+
+    A manifest may name any file the user can read (paths are relative to it, or absolute): it is
+    trusted like a script. With `root`, every zones file, footage path and camera folder must resolve
+    (links followed) inside that folder, checked before the file is read.
+    """
     p = Path(source)
+    confine = Path(os.path.realpath(root)) if root is not None else None
+    if confine is not None and not confine.is_dir():
+        raise ConfigError(f"--root {root}: not a folder")
     if p.is_dir():
-        return folder_fleet(p, stream_seconds=stream_seconds)
-    return load_manifest(p)
+        return folder_fleet(p, stream_seconds=stream_seconds, confine=confine)
+    return load_manifest(p, confine)

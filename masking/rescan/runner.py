@@ -16,14 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from masking.config.validation import StrictModel
 from masking.digest import content_sha256
 from masking.rescan.combine import combine_results, deciding_item
 from masking.rescan.engines import Engine, make_engine
 from masking.rescan.items import WorkItem, plan_items
 from masking.rescan.manifest import Fleet, FleetCamera
 from masking.rescan.store import ItemOutcome, Store
+from masking.signals import exit_status
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +33,10 @@ RESULTS_SCHEMA_VERSION = 1
 _WAIT_S = 0.5  # poll period for results, and for items another run is working on
 
 
-class RescanOptions(BaseModel):
+class RescanOptions(StrictModel):
     """How a rescan runs (the audit itself is configured by `settings`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=False)
 
     settings: dict[str, Any] = Field(description="AuditSettings as a dict (the same as `masking audit`).")
     workers: int = Field(
@@ -93,7 +95,7 @@ class RescanResult:
     """What a rescan produced: per-camera objects (results.json), thumbnails, run counters."""
 
     run_id: int
-    status: str  # finished | stopped
+    status: str  # finished | stopped | interrupted
     engine: str
     fleet: str
     settings: dict[str, Any]
@@ -101,6 +103,7 @@ class RescanResult:
     thumbnails: dict[str, bytes] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    exit_status: int | None = None  # 130 / 143 when a signal interrupted the run
 
     @property
     def items_failed(self) -> int:
@@ -167,6 +170,7 @@ class _Driver:
         waiting: list[str] = []
         in_flight: dict[Any, str] = {}
         engine: Engine | None = None
+        abandon = True
         try:
             while queue or in_flight or waiting:
                 if engine is None and queue:
@@ -202,9 +206,10 @@ class _Driver:
                 assert engine is not None
                 for handle in engine.wait(list(in_flight), _WAIT_S):
                     self._collect(engine, handle, in_flight, prog)
+            abandon = False
         finally:
-            if engine is not None:
-                engine.close()
+            if engine is not None:  # interrupted: in-flight items are abandoned (their claims released)
+                engine.close(abandon=abandon)
 
     def _collect(self, engine: Engine, handle: Any, in_flight: dict[Any, str], prog: Progress) -> None:
         iid = in_flight.pop(handle)
@@ -257,9 +262,14 @@ def run_rescan(
              run_id, len(fleet.cameras), len(items), len(todo), skipped, engine_name)
     driver = _Driver(fleet, options, store, items, run_id, progress)
     status = "interrupted"
+    stop_status: int | None = None
     try:
         driver.run(todo, prog)
         status = "stopped" if driver.stopped else "finished"
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM under masking.signals.sigterm_as_interrupt
+        stop_status = exit_status(exc)
+        log.warning("rescan run %d interrupted (%s): %d item(s) done, %d failed; the rest stays pending",
+                    run_id, exc, prog.done, prog.failed)
     finally:
         store.finish_run(run_id, status, {"planned": len(items), "skipped": prog.skipped,
                                           "done": prog.done, "failed": prog.failed})
@@ -269,7 +279,7 @@ def run_rescan(
         cameras=cameras, thumbnails=thumbs,
         counts={"planned": len(items), "skipped": prog.skipped, "done": prog.done, "failed": prog.failed,
                 "retried": prog.retried},
-        elapsed_s=time.perf_counter() - t0,
+        elapsed_s=time.perf_counter() - t0, exit_status=stop_status,
     )
 
 

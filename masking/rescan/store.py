@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from masking._atomic import create_private
 from masking.errors import StoreError
 from masking.rescan.items import WorkItem
 
@@ -159,14 +160,18 @@ class Store:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: cannot open the rescan store: {exc}") from exc
+                raise StoreError(f"{self.path}: cannot open the rescan store: {_sqlite_reason(exc)}") from exc
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create the rescan store: {exc.strerror or exc}") from exc
 
     def _open(self, timeout_s: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)  # 0600: the store holds thumbnails of camera views
         self._db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
         try:
             self._db.row_factory = sqlite3.Row
             self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            self._refuse_foreign()
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch the store to WAL mode (got {mode!r})")
@@ -190,10 +195,30 @@ class Store:
     def _tx(self) -> _Tx:
         return _Tx(self._db, self.path)
 
+    def _refuse_foreign(self) -> None:
+        """A database holding tables but no masking `meta` schema version is not adopted (before the
+        switch to WAL, which would change the file)."""
+        tables = {str(r[0]) for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return
+        ours = "meta" in tables and self._db.execute(
+            "SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is not None
+        if not ours:
+            shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+            raise StoreError(
+                f"{self.path}: an SQLite database that is not a masking rescan store (tables: {shown}); "
+                "it is left untouched: choose another --store file"
+            )
+
     def _init_schema(self) -> None:
         with self._tx() as db:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and not str(row[0]).isdigit():
+                raise StoreError(
+                    f"{self.path}: store schema version {str(row[0])[:40]!r} is not a number; the file is damaged "
+                    "or not a masking rescan store: use a new --store file"
+                )
             if row is not None and int(row[0]) != SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: store schema version {row[0]}, this masking writes version "
@@ -403,9 +428,33 @@ class _Tx:
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as err:
-                self._db.execute("ROLLBACK")
-                raise StoreError(f"{self._path}: commit failed: {err}") from err
+                self._rollback()
+                raise StoreError(f"{self._path}: commit failed: {_sqlite_reason(err)}") from err
             return
-        self._db.execute("ROLLBACK")
+        self._rollback()
         if isinstance(exc, sqlite3.Error):
-            raise StoreError(f"{self._path}: store write failed: {exc}") from exc
+            raise StoreError(f"{self._path}: store write failed: {_sqlite_reason(exc)}") from exc
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open (SQLite may already have rolled back, e.g. on a
+        full disk)."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as err:
+                log.warning("%s: rollback failed: %s", self._path, err)
+
+
+def _sqlite_reason(exc: sqlite3.Error) -> str:
+    """An SQLite error in words, with what to do for the common operating-system causes."""
+    text = str(exc)
+    code = getattr(exc, "sqlite_errorname", "")
+    if code == "SQLITE_FULL" or "disk is full" in text:
+        return f"{text} (the disk holding the store is full: free space, or use a --store on another disk)"
+    if code.startswith("SQLITE_READONLY") or "readonly" in text:
+        return f"{text} (the store or its folder is read-only: choose a writable --store)"
+    if code.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return f"{text} (the folder does not exist or is not writable)"
+    if code == "SQLITE_NOTADB" or "not a database" in text:
+        return f"{text} (the file is not an SQLite database: choose another --store file)"
+    return text

@@ -12,7 +12,9 @@ import importlib
 import json
 import logging
 import os
+import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -31,6 +33,7 @@ _THREADS: int | None = None
 _FACTORY: str | None = None
 _LOCAL = threading.local()
 _ORT_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def set_budget(threads: int, factory: str | None = None) -> None:
@@ -50,6 +53,43 @@ def configure(threads: int, factory: str | None = None) -> None:
     for var in _ORT_ENV:
         os.environ[var] = str(_THREADS)
     cv2.setNumThreads(1)
+
+
+def configure_local(threads: int, factory: str | None = None) -> None:
+    """Initializer of a local worker process: `configure`, and tie the worker to its driver.
+
+    Ctrl-C reaches the whole process group; the driver alone decides what happens then (it stops its
+    workers), so a worker ignores SIGINT. A worker whose driver is gone (SIGKILL, a crash) exits by
+    itself: on Linux the kernel sends it SIGKILL (PR_SET_PDEATHSIG); elsewhere, and as a backstop, a
+    watchdog thread notices within a second that its parent changed.
+    """
+    configure(threads, factory)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the driver died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watchdog", daemon=True).start()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - the watchdog still covers it
+        log.debug("prctl(PR_SET_PDEATHSIG) unavailable; relying on the watchdog")
+
+
+def _watch_parent(parent: int, period_s: float = 1.0) -> None:
+    while True:
+        time.sleep(period_s)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _load_factory(path: str) -> Callable[[dict[str, Any], int], Any]:

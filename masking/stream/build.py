@@ -193,9 +193,10 @@ def filter_job(source: str, output: str, camera: Camera, *, raw: RawInput | None
                output_format: str | None = None, segment_seconds: float | None = None, crf: int = 20,
                preset: str = "veryfast", hold_motion: float = 0.02,
                style_override: MaskStyle | None = None,
-               sealer: VaultSealer | None = None) -> tuple[CameraJob, InputKind, OutputSpec]:
+               sealer: Callable[[], VaultSealer] | None = None) -> tuple[CameraJob, InputKind, OutputSpec]:
     """The job of one `masking filter` run: `source` (video, URL, image, image folder, raw) into
-    `output` of a matching kind; `ConfigError`/`InputError` name what does not fit."""
+    `output` of a matching kind; `ConfigError`/`InputError` name what does not fit. `sealer` makes
+    the vault's sealer once the output is known to be H.264."""
     kind = input_kind(source, raw=raw is not None)
     src = make_source(source, kind, raw=raw, reconnect=ReconnectPolicy(give_up_after_s=30.0))
     out = Path(output)
@@ -229,8 +230,10 @@ def filter_job(source: str, output: str, camera: Camera, *, raw: RawInput | None
                                      if e["loc"] else str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
                 raise ConfigError(f"invalid output options: {problems}") from exc
             spec = OutputSpec.from_sink_spec(checked)
+    if sealer is not None and spec.format != "h264":
+        raise ConfigError("--vault needs h264 output: the sealed sidecar sits next to each output segment")
     job = camera_job(camera.camera_id, camera, src, spec, hold_motion=hold_motion, style_override=style_override,
-                     sealer=sealer)
+                     sealer=sealer() if sealer is not None else None)
     return job, kind, spec
 
 

@@ -40,16 +40,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from masking.config.validation import repeated
+from masking.config.validation import Identifier, format_validation_error, repeated
+from masking.config.validation import StrictModel as _Strict
 from masking.config.yamlio import load_yaml
 from masking.config.zones import Camera, DetectConfig, load_zones
 from masking.errors import ConfigError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SinkSpec(_Strict):
@@ -113,7 +110,7 @@ class DetectionSpec(_Strict):
 class ServeCamera(_Strict):
     """One camera of `masking serve`."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$", description="Unique name for logs and counters.")
+    name: Identifier = Field(description="Unique name for logs and counters (letters and digits of any script, `_.:@-`).")
     source: str = Field(min_length=1, description="File, folder of segments, or rtsp:// rtsps:// http(s):// URL.")
     transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport; TCP survives lossy networks.")
     reconnect_max_s: float = Field(10.0, gt=0, le=600, description="Longest wait between reconnection attempts.")
@@ -180,8 +177,6 @@ class ServeConfig(_Strict):
 
 def load_serve_config(path: str | Path) -> ServeConfig:
     """Load and validate a serve config; relative zone/sink/source paths resolve against its folder."""
-    from masking.config.zones import format_validation_error
-
     p = Path(path)
     raw = load_yaml(p)
     if not isinstance(raw, dict):
@@ -238,7 +233,7 @@ def apply_detection(cam: Camera, det: DetectionSpec | None, where: str) -> Camer
         try:
             cfg = DetectConfig.model_validate({**base.model_dump(), **opts})
         except ValidationError as exc:
-            raise ConfigError(f"{where}: invalid detection options: {exc}") from exc
+            raise ConfigError(format_validation_error(exc, None, where, "detection options")) from exc
     else:
         if opts:
             raise ConfigError(f"{where}: detection options given but no detector (set `detect: faces`)")

@@ -374,3 +374,5 @@ class MaskingPipeline:
                 t0, n0 = last[c.job.name]
                 last[c.job.name] = (now, snap.frames_out)
                 log.info("%s", snap.line((snap.frames_out - n0) / max(now - t0, 1e-9)))
+                if (overload := c.stats.overload()) is not None:
+                    log.warning("%s", overload)

@@ -27,6 +27,7 @@ from masking.errors import MaskingError
 from masking.stream.frames import MaskedBy
 
 _WINDOW = 2048  # latency samples kept for the percentiles
+OVERLOAD_SHARE = 0.05  # more than this share of an interval's frames dropped or masked by policy: warn
 
 
 def _pct(values: collections.deque[float], q: float) -> float | None:
@@ -96,6 +97,7 @@ class CameraStats:
         self.masked_by: dict[str, int] = {m.value: 0 for m in MaskedBy}
         self._detect_ms: collections.deque[float] = collections.deque(maxlen=_WINDOW)
         self._e2e_ms: collections.deque[float] = collections.deque(maxlen=_WINDOW)
+        self._last_check: StatsSnapshot | None = None
 
     def add(self, counter: str, n: int = 1) -> None:
         """Increase an integer counter (`frames_in`, `dropped`, ...)."""
@@ -145,6 +147,36 @@ class CameraStats:
                 fps=self.frames_out / elapsed,
                 elapsed_s=elapsed,
             )
+
+    def overload(self) -> str | None:
+        """A warning with its cause when, since the last call, more than 5% of the frames were dropped
+        (the input outran the pipeline) or blacked by the fail policy (detector late or failing);
+        None otherwise. Called once per stats interval, so it warns at most once per interval."""
+        now = self.snapshot()
+        prev, self._last_check = self._last_check, now
+        d_in = now.frames_in - (prev.frames_in if prev else 0)
+        d_out = now.frames_out - (prev.frames_out if prev else 0)
+        d_drop = now.dropped - (prev.dropped if prev else 0)
+        d_policy = now.masked_by_policy - (prev.masked_by_policy if prev else 0)
+        d_late = now.detector_late - (prev.detector_late if prev else 0)
+        d_err = now.detector_errors - (prev.detector_errors if prev else 0)
+        dropped = d_drop / d_in if d_in else 0.0
+        policy = d_policy / d_out if d_out else 0.0
+        if dropped <= OVERLOAD_SHARE and policy <= OVERLOAD_SHARE:
+            return None
+        causes = []
+        if d_late:
+            causes.append(f"the detector missed its deadline {d_late} time(s) (p99 {now.detect_p99_ms or 0:.0f} ms)")
+        if d_err:
+            causes.append(f"the detector failed {d_err} time(s)")
+        if d_drop:
+            causes.append("the live input delivered frames faster than they were masked and encoded")
+        return (
+            f"camera {self.camera}: overloaded: {policy:.0%} of the last {d_out} frames blacked by the fail "
+            f"policy, {dropped:.0%} of {d_in} input frames dropped; cause: {'; '.join(causes) or 'unknown'}. "
+            "Lower the frame rate or resolution, detect on every k-th frame (`every`), or use fewer cameras "
+            "per machine"
+        )
 
     def check(self) -> StatsSnapshot:
         """The final snapshot; `MaskingError` if the accounting invariant does not hold."""

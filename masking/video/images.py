@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from masking._atomic import atomic_write
 from masking.errors import InputError, OutputError
+from masking.limits import check_image_pixels
 from masking.media import IMAGE_SUFFIXES, is_image_path
 
 
@@ -20,7 +21,11 @@ def read_image(path: str | Path) -> npt.NDArray[np.uint8]:
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"{p}: cannot read image: {exc.strerror or exc}") from exc
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    check_image_pixels(data[:262144].tobytes(), p)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:  # OpenCV's own limits (OPENCV_IO_MAX_IMAGE_PIXELS), formats we cannot probe
+        image = None
     if image is None:
         raise InputError(f"{p}: not a readable image (corrupt, empty or unsupported format)")
     return np.asarray(image, np.uint8)

@@ -19,6 +19,7 @@ import av.video.stream
 import numpy as np
 import numpy.typing as npt
 
+from masking._atomic import output_mode
 from masking.errors import OutputError
 from masking.video.layout import PixelLayout
 from masking.video.output import OutputLock, unique_temp
@@ -150,6 +151,7 @@ class VideoWriter:
                 self._container.mux(packet)
             self._container.close()
             self._closed = True
+            os.chmod(self._tmp, output_mode("media"))  # 0640 unless $MASKING_MEDIA_MODE says otherwise
             os.replace(self._tmp, self.path)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._discard()
@@ -169,7 +171,10 @@ class VideoWriter:
             self._container.close()
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             log.debug("%s: closing an aborted output: %s", self._tmp, exc)
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError as exc:  # e.g. a read-only folder, where nothing was created
+            log.debug("%s: removing an aborted output: %s", self._tmp, exc)
         self._release()
 
     def _release(self) -> None:
