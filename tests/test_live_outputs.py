@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from masking.stream.config import ServeConfig, load_serve_config
-from masking.stream.engine import CameraJob, Engine, EngineOptions
+from masking.stream.engine import CameraJob, MaskingPipeline, PipelineOptions
 from masking.stream.frames import MaskedFrame
 from masking.stream.live import HlsSegments, LiveHub, LiveSink
 from masking.stream.outputs import FanOut
@@ -49,9 +49,9 @@ class FailingSink(CollectSink):
         super().write(frame)
 
 
-def _run(sink_factory, n: int = 40) -> Engine:  # type: ignore[no-untyped-def]
+def _run(sink_factory, n: int = 40) -> MaskingPipeline:  # type: ignore[no-untyped-def]
     job = CameraJob("cam", camera(detect=False), SyntheticSource(n), sink_factory)
-    engine = Engine([job], EngineOptions(stats_interval_s=60))
+    engine = MaskingPipeline([job], PipelineOptions(stats_interval_s=60))
     results = engine.run()
     assert results[0].stats.frames_in == n
     return engine
@@ -76,7 +76,7 @@ def test_a_failing_output_never_stops_the_others_or_the_accounting() -> None:
         return holder["f"]
 
     job = CameraJob("cam", camera(detect=False), SyntheticSource(40), make)
-    res = Engine([job], EngineOptions(stats_interval_s=60)).run()[0]
+    res = MaskingPipeline([job], PipelineOptions(stats_interval_s=60)).run()[0]
     assert res.error is None
     assert len(good.frames) == 40
     assert len(bad.frames) == 5
@@ -90,7 +90,7 @@ def test_a_failing_output_never_stops_the_others_or_the_accounting() -> None:
 def test_when_every_output_fails_the_camera_counts_failed_frames() -> None:
     job = CameraJob("cam", camera(detect=False), SyntheticSource(30),
                     lambda info: FanOut("cam", [("x", FailingSink(0), False), ("y", FailingSink(2), False)]))
-    res = Engine([job], EngineOptions(stats_interval_s=60)).run()[0]
+    res = MaskingPipeline([job], PipelineOptions(stats_interval_s=60)).run()[0]
     s = res.stats
     assert s.failed > 0 and res.error is not None
     assert s.frames_in == s.frames_out + s.dropped + s.failed
@@ -105,7 +105,7 @@ def test_a_slow_live_output_drops_its_own_frames_not_the_cameras() -> None:
         return holder["f"]
 
     job = CameraJob("cam", camera(detect=False), SyntheticSource(60), make)
-    res = Engine([job], EngineOptions(stats_interval_s=60)).run()[0]
+    res = MaskingPipeline([job], PipelineOptions(stats_interval_s=60)).run()[0]
     live = {s.name: s for s in holder["f"].stats}["live"]
     assert len(fast.frames) == 60 and res.stats.frames_out == 60
     assert live.dropped > 0 and live.written + live.dropped == 60
