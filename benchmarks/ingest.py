@@ -317,6 +317,93 @@ def bench_cameras(clip: Path, tmp: Path, zones: Path, max_n: int, every: int) ->
     return runs
 
 
+def bench_outputs(clip: Path, tmp: Path, zones: Path, max_n: int) -> list[Run]:
+    """Live outputs of `masking serve` (720p): CPU per frame beside an H.264 file alone, latency from
+    a frame entering the engine to its bytes leaving (source paced in real time, one HTTP client
+    reading the TS stream, a GStreamer RTSP server in RECORD mode), and how many cameras with an H.264
+    file + HTTP output one machine holds at 25 fps, with static zones and with faces."""
+    import socket
+    import threading
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    def serve(name: str, cams: list[str], port: int, frames: int, client: str | None = None) -> Run:
+        cfg = tmp / "serve_out.yaml"
+        cfg.write_text(f"stats_interval_s: 60\nhttp: {{host: 127.0.0.1, port: {port}}}\ncameras:\n" + "\n".join(cams) + "\n")
+        log = tmp / "serve_out.log"
+        stop = threading.Event()
+        reader = None
+        if client:
+            def read() -> None:  # one HTTP client draining the TS stream for the whole run
+                import httpx
+                while not stop.is_set():
+                    try:
+                        with httpx.stream("GET", client, timeout=5) as r:
+                            for _ in r.iter_bytes():
+                                if stop.is_set():
+                                    return
+                    except httpx.HTTPError:
+                        time.sleep(0.2)
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+        print(f"  {name} ...", file=sys.stderr, flush=True)
+        wall, cpu, rss, rc = measure([sys.executable, "-m", "masking", "serve", str(cfg)], log)
+        stop.set()
+        text = log.read_text()
+        fps = [float(m) for m in re.findall(r"final camera \S+: .* fps=([\d.]+)", text)]
+        extra: dict[str, float] = {"min_camera_fps": min(fps) if fps else 0.0}
+        for kind, p50, p99 in re.findall(r"live (\S+): frame-in to bytes-out p50/p99=(\d+)/(\d+) ms", text):
+            extra[f"{kind}_p50_ms"], extra[f"{kind}_p99_ms"] = float(p50), float(p99)
+        return Run(name, "720p", frames, wall, cpu, rss, rc == 0 and bool(fps), extra=extra)
+
+    def cam(i: int, outputs: str, detect: bool, pace: bool) -> str:
+        det = ", detection: {detect: faces}" if detect else ""
+        pc = ", pace: realtime" if pace else ""
+        return (f"  - {{name: cam{i}, source: {json.dumps(str(clip))}, zones: {json.dumps(str(zones))}{pc}, "
+                f"outputs: [{outputs}]{det}}}")
+
+    runs: list[Run] = []
+    n_frames = count_frames(clip)
+    rec = json.dumps(str(tmp / "out.mp4"))
+    file_out = f"{{format: h264, path: {rec}}}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/cameras/cam0/stream.ts"
+    runs.append(serve("outputs: h264 file", [cam(0, file_out, False, False)], port, n_frames))
+    runs.append(serve("outputs: h264 file + http (1 client)", [cam(0, file_out + ", {format: http}", False, False)],
+                      port, n_frames, client=url))
+    server = None
+    record = ROOT / "tests" / "rtsp_record_server.py"
+    rtsp_port = free_port()
+    try:
+        server = subprocess.Popen(["/usr/bin/python3", str(record), "--port", str(rtsp_port), "--out", str(tmp / "rec"),
+                                   "--mount", "/cam0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        ready = server.stdout.readline().decode() if server.stdout else ""
+        if "READY" in ready:
+            threading.Thread(target=server.stdout.read, daemon=True).start()  # type: ignore[union-attr]
+            pub = f"{{format: rtsp-publish, url: rtsp://127.0.0.1:{rtsp_port}/cam0}}"
+            runs.append(serve("outputs: h264 file + rtsp-publish", [cam(0, file_out + ", " + pub, False, False)],
+                              port, n_frames))
+            runs.append(serve("latency: http + rtsp-publish, paced", [cam(0, "{format: http}, " + pub, False, True)],
+                              port, n_frames, client=url))
+        else:
+            print(f"  (no GStreamer RTSP record server: {ready.strip()}; rtsp-publish rows skipped)", file=sys.stderr)
+    finally:
+        if server is not None:
+            server.kill()
+    for detect in (False, True):
+        for n in range(1, max_n + 1):
+            outs = [f"{{format: h264, path: {json.dumps(str(tmp / f'cam{i}.mp4'))}}}, {{format: http}}" for i in range(n)]
+            r = serve(f"serve: {n} x 720p {'faces' if detect else 'static'}, h264 + http",
+                      [cam(i, outs[i], detect, False) for i in range(n)], port, n_frames * n)
+            runs.append(r)
+            if r.extra.get("min_camera_fps", 0.0) < 25.0:
+                break
+    return runs
+
+
 def ensure_deface(venv: Path, install: bool) -> Path | None:
     exe = venv / "bin" / "deface"
     if exe.exists():
@@ -381,6 +468,9 @@ def main() -> int:
                     help="Play the clip N times back to back (re-encoded once into a temporary file, continuous PTS; "
                          "every run reads it): the fixed start-up cost, measured on its own row, then weighs little, "
                          "as in a recorder running for days. The leak check looks at the first loop only. Default 5.")
+    ap.add_argument("--outputs", type=int, default=0, metavar="N",
+                    help="Also measure the live outputs (http, rtsp-publish) and how many cameras with an H.264 file + "
+                         "HTTP output hold 25 fps, trying up to N cameras (0: skip).")
     ap.add_argument("--json", type=Path, help="Also write the results as JSON here.")
     ap.add_argument("--previous", metavar="REF", help="Also run the static filter of git revision REF (e.g. 5e77f25).")
     ap.add_argument("--static-only", action="store_true", help="Only the floor and static-zone rows (and start-up).")
@@ -406,7 +496,7 @@ def main() -> int:
         loop_frames = count_frames(args.clip) if args.loop > 1 else None
         print(f"building the {args.loop}x looped clips (re-encoded once, continuous PTS) ...", file=sys.stderr, flush=True)
         clips: dict[str, Path] = {}
-        if "720" in wanted or args.cameras > 0:
+        if "720" in wanted or args.cameras > 0 or args.outputs > 0:
             clips["720p"] = tmp / "clip_720p.mp4"
             make_clip(args.clip, clips["720p"], args.loop)
         if "1080" in wanted:
@@ -421,6 +511,8 @@ def main() -> int:
                 runs += bench_clip(clips[res], res, tmp, zones, deface, ref, loop_frames, previous, args.static_only)
         if args.cameras > 0:
             runs += bench_cameras(clips["720p"], tmp, zones, args.cameras, args.cameras_every)
+        if args.outputs > 0:
+            runs += bench_outputs(clips["720p"], tmp, zones, args.outputs)
     print(table(runs))
     print()
     for line in summary(runs):

@@ -29,15 +29,28 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from masking.stream.build import pipeline_for, stop_on_signals
-    from masking.stream.config import load_serve_config
+    from masking.stream.build import live_hub, pipeline_for, stop_on_signals
+    from masking.stream.config import SinkSpec, load_serve_config
 
     cfg = load_serve_config(args.config)
-    refuse_overwrite([c.sink.path for c in cfg.cameras],
+    refuse_overwrite([o.path for c in cfg.cameras for o in c.all_outputs if isinstance(o, SinkSpec)],
                      [args.config, *(c.source for c in cfg.cameras), *(c.zones for c in cfg.cameras)])
-    pipeline = pipeline_for(cfg, args.config)
-    with stop_on_signals(pipeline) as stopped:
-        results = pipeline.run()
+    hub = live_hub(cfg)
+    pipeline = pipeline_for(cfg, args.config, hub)
+    server = None
+    if hub is not None:
+        from masking.web.live import LiveServer
+
+        server = LiveServer(hub, cfg.http.host, cfg.http.port, cfg.http.token)
+        server.start()
+        for name in hub.names():
+            log.info("camera %s live: %s and %s", name, server.url(name), server.url(name, "index.m3u8"))
+    try:
+        with stop_on_signals(pipeline) as stopped:
+            results = pipeline.run()
+    finally:
+        if server is not None:
+            server.stop()
     if stopped.is_set():
         log.info("stopped by %s; all outputs closed", stopped.name)
     failed = [r for r in results if r.error]

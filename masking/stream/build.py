@@ -26,8 +26,17 @@ from pydantic import ValidationError
 
 from masking.config.zones import Camera, MaskStyle
 from masking.errors import ConfigError, InputError, MaskingError
-from masking.stream.config import ServeCamera, ServeConfig, SinkSpec, resolve_camera
+from masking.stream.config import (
+    HttpOutputSpec,
+    RtspPublishSpec,
+    ServeCamera,
+    ServeConfig,
+    SinkSpec,
+    resolve_camera,
+)
 from masking.stream.engine import CameraJob, CameraResult, MaskingPipeline, PipelineOptions, SinkFactory
+from masking.stream.live import LiveHub, LiveSink
+from masking.stream.outputs import FanOut
 from masking.stream.sinks import H264Sink, ImageSink, JpegDirSink, RawSink, Sink
 from masking.stream.sources import (
     LIVE_SCHEMES,
@@ -86,7 +95,7 @@ def input_kind(source: str, folders: InputKind = InputKind.images, raw: bool = F
 
 def make_source(source: str, kind: InputKind, *, name: str | None = None, raw: RawInput | None = None,
                 transport: str = "tcp", reconnect: ReconnectPolicy = ReconnectPolicy(),
-                folder_idle_s: float | None = None) -> Source:
+                folder_idle_s: float | None = None, realtime: bool = False) -> Source:
     """The source for an input of `kind` (see `input_kind`)."""
     if kind is InputKind.raw:
         if raw is None:
@@ -107,7 +116,7 @@ def make_source(source: str, kind: InputKind, *, name: str | None = None, raw: R
         return FolderSource(Path(source), name=name, idle_timeout_s=folder_idle_s)
     if kind in (InputKind.image, InputKind.images):
         return ImageSource(image_inputs(Path(source), kind), name=name)
-    return FileSource(Path(source), name=name)
+    return FileSource(Path(source), name=name, realtime=realtime)
 
 
 def image_inputs(source: Path, kind: InputKind) -> list[Path]:
@@ -146,8 +155,10 @@ class OutputSpec:
 
 
 def sink_layouts(fmt: str) -> tuple[PixelLayout, ...]:
-    """Frame layouts a sink format accepts (H.264 also takes yuv420p planes: no conversion)."""
-    return (PixelLayout.bgr24, PixelLayout.yuv420p) if fmt == "h264" else (PixelLayout.bgr24,)
+    """Frame layouts a sink format accepts (H.264 files and live streams also take yuv420p planes:
+    no conversion)."""
+    planar = fmt in ("h264", "http", "rtsp-publish")
+    return (PixelLayout.bgr24, PixelLayout.yuv420p) if planar else (PixelLayout.bgr24,)
 
 
 def sink_factory(spec: OutputSpec, sealer: VaultSealer | None = None) -> SinkFactory:
@@ -255,27 +266,72 @@ def source_from_spec(spec: ServeCamera, folder_idle_s: float | None = None) -> S
     exists = spec.source.startswith(LIVE_SCHEMES) or Path(spec.source).exists()
     kind = input_kind(spec.source, folders=InputKind.segments) if exists else InputKind.video
     return make_source(spec.source, kind, name=spec.name, transport=spec.transport,
-                       reconnect=ReconnectPolicy(max_s=spec.reconnect_max_s), folder_idle_s=folder_idle_s)
+                       reconnect=ReconnectPolicy(max_s=spec.reconnect_max_s), folder_idle_s=folder_idle_s,
+                       realtime=spec.pace == "realtime")
 
 
-def jobs_from_config(cfg: ServeConfig, where: str) -> list[CameraJob]:
+def jobs_from_config(cfg: ServeConfig, where: str, hub: LiveHub | None = None) -> list[CameraJob]:
     """One job per camera entry (zones loaded and detection overrides applied)."""
-    return [_job(c, resolve_camera(c, where)) for c in cfg.cameras]
+    return [_job(c, resolve_camera(c, where), hub) for c in cfg.cameras]
 
 
-def _job(c: ServeCamera, camera: Camera) -> CameraJob:
+def _job(c: ServeCamera, camera: Camera, hub: LiveHub | None) -> CameraJob:
     sealer = None
     if c.vault is not None:  # vault (issue 12)
         from masking.vault.recorder import VaultSealer, configured_by
 
         sealer = VaultSealer(c.vault, camera.camera_id, configured_by(c.zones))
-    return CameraJob(c.name, camera, source_from_spec(c), sink_factory(OutputSpec.from_sink_spec(c.sink), sealer),
-                     sink_layouts=sink_layouts(c.sink.format), sealer=sealer)
+    return CameraJob(c.name, camera, source_from_spec(c), camera_sink_factory(c, hub, sealer),
+                     sink_layouts=camera_layouts(c), sealer=sealer)
 
 
-def pipeline_for(cfg: ServeConfig, where: str) -> MaskingPipeline:
-    """The pipeline of a `masking serve` config."""
-    return MaskingPipeline(jobs_from_config(cfg, where), PipelineOptions(
+_LIVE_QUEUE_FRAMES = 25  # per output: one second at 25 fps before a live output drops its oldest frame
+
+
+def camera_sink_factory(spec: ServeCamera, hub: LiveHub | None, sealer: VaultSealer | None = None) -> SinkFactory:
+    """The camera's sink: its one output, or a `FanOut` over every output (the live ones share one
+    encoder). With a vault, every h264 output seals the originals into its sidecars."""
+    outputs = spec.all_outputs
+    files = [OutputSpec.from_sink_spec(o) for o in outputs if isinstance(o, SinkSpec)]
+    http = any(isinstance(o, HttpOutputSpec) for o in outputs)
+    publish = [o.url for o in outputs if isinstance(o, RtspPublishSpec)]
+    if len(outputs) == 1 and files:
+        return sink_factory(files[0], sealer)
+
+    def make(info: SourceInfo) -> Sink:
+        lanes: list[tuple[str, Sink, bool]] = []
+        try:
+            for f in files:
+                lanes.append((f"{f.format}:{f.path}", sink_factory(f, sealer if f.format == "h264" else None)(info), False))
+            if http or publish:
+                live = LiveSink(spec.name, info, hub if http else None, publish, keyframe_s=spec.keyframe_seconds)
+                lanes.append(("live", live, True))
+        except Exception:
+            for _, sink, _ in lanes:
+                sink.abort()
+            raise
+        return FanOut(spec.name, lanes, queue_size=_LIVE_QUEUE_FRAMES)
+
+    return make
+
+
+def camera_layouts(spec: ServeCamera) -> tuple[PixelLayout, ...]:
+    """The layouts every output of the camera takes."""
+    allowed = set(PixelLayout)
+    for o in spec.all_outputs:
+        allowed &= set(sink_layouts(o.format))
+    return tuple(sorted(allowed, key=lambda x: x.value))
+
+
+def live_hub(cfg: ServeConfig) -> LiveHub | None:
+    """The hub of the cameras with an `http` output, or None when there is none."""
+    names = [c.name for c in cfg.cameras if any(isinstance(o, HttpOutputSpec) for o in c.all_outputs)]
+    return LiveHub(names) if names else None
+
+
+def pipeline_for(cfg: ServeConfig, where: str, hub: LiveHub | None = None) -> MaskingPipeline:
+    """The pipeline of a `masking serve` config (`hub`: where its `http` outputs are published)."""
+    return MaskingPipeline(jobs_from_config(cfg, where, hub), PipelineOptions(
         queue_size=cfg.queue_size, stats_interval_s=cfg.stats_interval_s, detector_threads=cfg.detector_threads,
     ))
 

@@ -6,7 +6,7 @@ cameras:
   - name: lobby               # unique; used in logs and counters
     source: rtsp://10.0.0.5/stream1     # file, folder, rtsp://, rtsps://, http(s)://
     transport: tcp            # RTSP transport (tcp | udp)
-    sink:
+    sink:                     # one output; or `outputs:`, a list of several (below)
       format: h264            # h264 | jpeg-dir
       path: /srv/masked/lobby.mp4
       segment_seconds: 300    # h264 only: one file per 5 minutes of source time
@@ -18,6 +18,18 @@ cameras:
       every: 1
       fail_policy: full
       max_latency_ms: 1000
+  - name: gate
+    source: /srv/footage/gate.mp4
+    pace: realtime            # a file replayed at its own frame rate (into a recorder, for tests)
+    keyframe_seconds: 2       # live outputs: a recorder can start decoding within this
+    outputs:                  # all fed by the same masked frames
+      - {format: h264, path: /srv/masked/gate.mp4, segment_seconds: 300}
+      - {format: http}        # http://HOST:PORT/cameras/gate/stream.ts and .../index.m3u8
+      - {format: rtsp-publish, url: rtsp://127.0.0.1:8554/gate}   # ANNOUNCE/RECORD over TCP
+    zones: /etc/masking/zones.yaml
+http:                         # where every `http` output is served (default 127.0.0.1:8090)
+  host: 127.0.0.1             # another address warns and requires the token
+  port: 8090
 ```
 """
 
@@ -26,7 +38,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -56,6 +68,36 @@ class SinkSpec(_Strict):
         return self
 
 
+class HttpOutputSpec(_Strict):
+    """The camera's masked stream served live over HTTP (MPEG-TS and HLS) at the config's `http` address."""
+
+    format: Literal["http"] = Field(description="http: live MPEG-TS at /cameras/NAME/stream.ts, HLS at .../index.m3u8.")
+
+
+class RtspPublishSpec(_Strict):
+    """The camera's masked stream pushed to an RTSP server (ANNOUNCE/RECORD over TCP)."""
+
+    format: Literal["rtsp-publish"] = Field(description="rtsp-publish: push to an existing RTSP server.")
+    url: str = Field(pattern=r"^rtsps?://[^\s/]+/\S*$", description="rtsp://HOST:PORT/PATH of the server (MediaMTX, go2rtc, ...).")
+
+
+class FileOutputSpec(SinkSpec):
+    """A recording output in an `outputs:` list (format required there)."""
+
+    format: Literal["h264", "jpeg-dir"] = Field(description="h264: a video file (or segments); jpeg-dir: a folder of JPEGs.")
+
+
+OutputSpec = Annotated[FileOutputSpec | HttpOutputSpec | RtspPublishSpec, Field(discriminator="format")]
+
+
+class HttpSpec(_Strict):
+    """Where the `http` outputs are served."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="Bind address; anything but loopback warns and needs the token.")
+    port: int = Field(8090, ge=1, le=65535, description="TCP port.")
+    token: str | None = Field(None, min_length=16, description="Access token; generated and logged when needed and not given.")
+
+
 class DetectionSpec(_Strict):
     """Dynamic masking for one camera; overrides the zones file's `detect` section."""
 
@@ -72,7 +114,11 @@ class ServeCamera(_Strict):
     source: str = Field(min_length=1, description="File, folder of segments, or rtsp:// rtsps:// http(s):// URL.")
     transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport; TCP survives lossy networks.")
     reconnect_max_s: float = Field(10.0, gt=0, le=600, description="Longest wait between reconnection attempts.")
-    sink: SinkSpec
+    sink: SinkSpec | None = Field(None, description="The one-output form; or `outputs`.")
+    outputs: list[OutputSpec] | None = Field(None, min_length=1, max_length=16,
+                                            description="Several outputs, all fed by the same masked frames.")
+    pace: Literal["none", "realtime"] = Field("none", description="realtime: read a file source at its own frame rate.")
+    keyframe_seconds: float = Field(2.0, gt=0, le=60, description="Keyframe interval of the live outputs' encoder.")
     zones: Path = Field(description="Zones YAML file (relative paths are relative to this config).")
     camera: str | None = Field(None, description="Camera id in the zones file; optional when it holds one camera.")
     detection: DetectionSpec | None = Field(None, description="Overrides the zones file's detection.")
@@ -81,9 +127,27 @@ class ServeCamera(_Strict):
 
     @model_validator(mode="after")
     def _vault_h264(self) -> ServeCamera:
-        if self.vault is not None and self.sink.format != "h264":
-            raise ValueError("vault needs sink format h264 (the sealed sidecar sits next to each segment)")
+        formats = [o.format for o in ([self.sink] if self.sink else []) + list(self.outputs or [])]
+        if self.vault is not None and "h264" not in formats:
+            raise ValueError("vault needs an h264 output (the sealed sidecar sits next to each segment)")
         return self
+
+    @model_validator(mode="after")
+    def _one_output_form(self) -> ServeCamera:
+        if (self.sink is None) == (self.outputs is None):
+            raise ValueError("give exactly one of `sink` (one output) or `outputs` (a list)")
+        kinds = [o.format for o in self.outputs or []]
+        if kinds.count("http") > 1:
+            raise ValueError("at most one `http` output per camera")
+        return self
+
+    @property
+    def all_outputs(self) -> list[FileOutputSpec | SinkSpec | HttpOutputSpec | RtspPublishSpec]:
+        """`outputs`, or the `sink` as a one-entry list."""
+        if self.outputs is not None:
+            return list(self.outputs)
+        assert self.sink is not None
+        return [self.sink]
 
 
 class ServeConfig(_Strict):
@@ -91,6 +155,7 @@ class ServeConfig(_Strict):
 
     cameras: list[ServeCamera] = Field(min_length=1, max_length=256)
     stats_interval_s: float = Field(10.0, gt=0, le=3600, description="Counters are logged this often.")
+    http: HttpSpec = Field(default_factory=HttpSpec, description="Where the `http` outputs are served.")
     queue_size: int = Field(8, ge=1, le=256, description="Frames buffered between stages per camera.")
     detector_threads: int = Field(
         1, ge=1, le=64,
@@ -103,7 +168,8 @@ class ServeConfig(_Strict):
         dups = repeated(c.name for c in self.cameras)
         if dups:
             raise ValueError(f"camera names must be unique; repeated: {dups}")
-        dup_out = repeated(os.path.realpath(c.sink.path) for c in self.cameras)  # `out/a.mp4` == `./x/../out/a.mp4`
+        dup_out = repeated(os.path.realpath(o.path) for c in self.cameras for o in c.all_outputs
+                           if isinstance(o, SinkSpec))  # `out/a.mp4` == `./x/../out/a.mp4`
         if dup_out:
             raise ValueError(f"two cameras write to the same sink path: {dup_out}")
         return self
@@ -123,18 +189,23 @@ def load_serve_config(path: str | Path) -> ServeConfig:
     cams = []
     for c in cfg.cameras:
         src = c.source if re.match(r"^[a-z][a-z0-9+.-]*://", c.source) else str(base / c.source)
-        cams.append(c.model_copy(update={
-            "source": src,
-            "zones": base / c.zones,
-            "sink": c.sink.model_copy(update={"path": base / c.sink.path}),
-            "vault": base / c.vault if c.vault is not None else None,
-        }))
+        update: dict[str, Any] = {"source": src, "zones": base / c.zones,
+                                  "vault": base / c.vault if c.vault is not None else None}
+        if c.sink is not None:
+            update["sink"] = c.sink.model_copy(update={"path": base / c.sink.path})
+        if c.outputs is not None:
+            update["outputs"] = [o.model_copy(update={"path": base / o.path}) if isinstance(o, SinkSpec) else o
+                                 for o in c.outputs]
+        cams.append(c.model_copy(update=update))
     by_path: dict[str, str] = {}
     for c in cams:  # relative to the config's folder, symlinks and `..` resolved
-        real = os.path.realpath(c.sink.path)
-        if real in by_path:
-            raise ConfigError(f"{p}: cameras {by_path[real]!r} and {c.name!r} write to the same sink path {real}")
-        by_path[real] = c.name
+        for o in c.all_outputs:
+            if not isinstance(o, SinkSpec):
+                continue
+            real = os.path.realpath(o.path)
+            if real in by_path:
+                raise ConfigError(f"{p}: cameras {by_path[real]!r} and {c.name!r} write to the same path {real}")
+            by_path[real] = c.name
     return cfg.model_copy(update={"cameras": cams})
 
 

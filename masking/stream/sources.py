@@ -149,6 +149,8 @@ def check_input_file(path: Path, what: str = "video file") -> None:
 class FileSource:
     """A video file (anything PyAV opens): back-pressure, never drops.
 
+    With `realtime`, frames are released at the pace of their timestamps (a file replayed into a
+    recorder as if it were a camera); otherwise as fast as the pipeline takes them.
     A frame whose size differs from the first one's (a resolution change inside the file) ends the
     run with `InputError`: the output has one size, and masking it as corrupt would black it out.
     """
@@ -156,9 +158,10 @@ class FileSource:
     live = False
     layouts: tuple[PixelLayout, ...] = (PixelLayout.bgr24, PixelLayout.yuv420p)
 
-    def __init__(self, path: str | Path, name: str | None = None) -> None:
+    def __init__(self, path: str | Path, name: str | None = None, realtime: bool = False) -> None:
         self.path = Path(path)
         self.name = name or self.path.name
+        self.realtime = realtime
         self._reader: VideoReader | None = None
         self._info: SourceInfo | None = None
         self._fix = _PtsFixer(self.name)
@@ -176,6 +179,7 @@ class FileSource:
         assert self._reader is not None and self._info is not None, "open() first"
         info = self._info
         shape = PixelLayout(layout).shape(info.width, info.height)
+        origin: float | None = None  # wall clock at source time 0 (realtime pacing)
         for vf in self._reader.frames(layout):
             if stop.is_set():
                 return
@@ -187,7 +191,15 @@ class FileSource:
                     "(split the file where the size changes)"
                 )
             tb = vf.time_base or info.time_base
-            yield vf.image, self._fix.fix(vf.pts, tb), self._fix.time_base or tb
+            pts = self._fix.fix(vf.pts, tb)
+            out_tb = self._fix.time_base or tb
+            if self.realtime:
+                t = float(pts * out_tb)
+                if origin is None:
+                    origin = time.monotonic() - t
+                if stop.wait(max(0.0, origin + t - time.monotonic())):
+                    return
+            yield vf.image, pts, out_tb
 
     def close(self) -> None:
         if self._reader is not None:
