@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # Chromium (with a small CJK font) the console's browser tests drive through Playwright.
 SYSTEM_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-	chromium fonts-wqy-microhei
+	chromium fonts-wqy-microhei ffmpeg
 
 .PHONY: all install install-export system-deps models demo check lint types fast test bench clean
 

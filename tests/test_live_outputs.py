@@ -161,18 +161,27 @@ def _decode(data: bytes) -> list[np.ndarray]:
 
 
 def test_http_routes_status_codes_and_token() -> None:
-    hub = LiveHub(["cam"])
-    with TestClient(live_app(hub, token=None, wait_s=0.2)) as c:
-        assert c.get("/cameras").json() == ["cam"]
+    from masking.web.app import policy_for
+
+    hub = LiveHub(["cam", "摄像头1"])
+    local = policy_for("127.0.0.1", 8090, stream=True)
+    with TestClient(live_app(hub, local, wait_s=0.2), base_url="http://127.0.0.1:8090") as c:
+        assert c.get("/cameras").json() == ["cam", "摄像头1"]  # loopback: no token needed
         assert c.get("/cameras/nope/stream.ts").status_code == 404
         assert c.get("/cameras/cam/stream.ts").status_code == 503  # declared, no frame yet
         assert c.get("/cameras/cam/index.m3u8").status_code == 503
         assert c.get("/cameras/cam/seg_0.ts").status_code == 404
-    with TestClient(live_app(hub, token="t" * 24, wait_s=0.2)) as c:
+        page = c.get("/cameras/%E6%91%84%E5%83%8F%E5%A4%B41/")
+        assert page.status_code == 200 and 'src="/cameras/%E6%91%84%E5%83%8F%E5%A4%B41/index.m3u8"' in page.text
+        assert c.get("/cameras", headers={"host": "evil.example:8090"}).status_code == 403  # DNS rebinding
+        assert c.post("/cameras", json={}).status_code in (401, 403, 405)  # nothing but GET
+        assert not any(k.lower().startswith("access-control") for k in c.get("/cameras").headers)
+    remote = policy_for("0.0.0.0", 8090, "t" * 32, stream=True)
+    with TestClient(live_app(hub, remote, wait_s=0.2), base_url="http://127.0.0.1:8090") as c:
         assert c.get("/cameras").status_code == 401
-        assert c.get("/cameras?token=wrong").status_code == 401
-        assert c.get("/cameras?token=" + "t" * 24).json() == ["cam"]
-        assert c.get("/cameras", headers={"X-Masking-Token": "t" * 24}).status_code == 200
+        assert c.get("/cameras?token=wrong").status_code == 403
+        assert c.get("/cameras?token=" + "t" * 32).json() == ["cam", "摄像头1"]  # recorders carry it in the URL
+        assert c.get("/cameras", headers={"X-Masking-Token": "t" * 32}).status_code == 200
 
 
 # ------------------------------------------------------------------ config contract
@@ -430,7 +439,6 @@ def test_chromium_plays_the_hls_stream(tmp_path: Path) -> None:
     errors: list[str] = []
     try:
         _wait_http(port, "/cameras")
-        url = f"http://127.0.0.1:{port}/cameras/office/index.m3u8"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -438,13 +446,19 @@ def test_chromium_plays_the_hls_stream(tmp_path: Path) -> None:
             page = browser.new_page()
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.set_content(f'<video id="v" muted autoplay playsinline src="{url}"></video>')
-            page.wait_for_function("() => document.getElementById('v').currentTime > 3", polling=250, timeout=45000)
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"http://127.0.0.1:{port}/cameras/office/")  # the server's own player page
+            end = time.monotonic() + 45  # polled from here: the page's CSP forbids wait_for_function's eval
+            while page.evaluate("() => document.getElementById('v').currentTime") <= 3:
+                assert time.monotonic() < end, "the player did not play 3 s of the stream"
+                time.sleep(0.25)
             state = page.evaluate("() => { const v = document.getElementById('v'); "
                                   "return [v.error && v.error.message, v.videoWidth, v.videoHeight]; }")
+            other = [r for r in requests if not r.startswith(f"http://127.0.0.1:{port}/")]
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     assert state == [None, 1280, 720]
-    assert not errors
+    assert not errors and not other

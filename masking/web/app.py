@@ -84,14 +84,19 @@ def allowed_hosts_for(host: str, port: int, extra: Iterable[str] = ()) -> frozen
 
 
 def policy_for(host: str, port: int, token: str | None = None, *, max_body_bytes: int = 1 << 20,
-               extra_hosts: Iterable[str] = (), csp: str | None = None) -> SecurityPolicy:
-    """The security policy of a server bound to `host`:`port` (a fresh token unless given)."""
+               extra_hosts: Iterable[str] = (), csp: str | None = None, stream: bool = False) -> SecurityPolicy:
+    """The security policy of a server bound to `host`:`port` (a fresh token unless given).
+
+    `stream`: a read-only stream server (the live-stream output): the token may travel as
+    `?token=` in any GET URL, and on loopback no token is needed (a recorder on this machine)."""
     return SecurityPolicy(
         token=token or new_token(),
         allowed_hosts=allowed_hosts_for(host, port, extra_hosts),
         max_body_bytes=max_body_bytes,
         cookie_name=f"masking_token_{port}",
         csp=csp or DEFAULT_CSP,
+        require_token=not (stream and is_loopback(host)),
+        query_token=stream,
     )
 
 
@@ -127,16 +132,17 @@ class WebServer:
         host, port: where to listen (port 0: a free port). Not loopback: a warning is logged.
         token: the access token (default: a fresh one).
         extra_hosts: more Host values to accept (see `allowed_hosts_for`).
+        stream: a read-only stream server (see `policy_for`).
     """
 
     def __init__(self, make_app: Callable[[SecurityPolicy], ASGIApp], host: str = "127.0.0.1", port: int = 0,
-                 token: str | None = None, extra_hosts: Iterable[str] = ()) -> None:
+                 token: str | None = None, extra_hosts: Iterable[str] = (), stream: bool = False) -> None:
         if not is_loopback(host):
             log.warning("listening on %s, reachable from other machines: anyone with the token can use it", host)
         self.host = host
         self.sock = bind(host, port)
         self.port = int(self.sock.getsockname()[1])
-        self.policy = policy_for(host, self.port, token, extra_hosts=extra_hosts)
+        self.policy = policy_for(host, self.port, token, extra_hosts=extra_hosts, stream=stream)
         self.app = make_app(self.policy)
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
                                 server_header=False, date_header=False)

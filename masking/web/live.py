@@ -1,58 +1,48 @@
 """The `http` output of `masking serve`: each camera's masked stream, live, for recorders and players.
 
+    GET /                             the cameras, with links to their players (HTML)
     GET /cameras                      the camera names (JSON)
+    GET /cameras/{name}/              a player page (HTML5 video of the HLS playlist, no script)
     GET /cameras/{name}/stream.ts     MPEG-TS over HTTP, from the next keyframe, as long as it runs
     GET /cameras/{name}/index.m3u8    HLS playlist (MPEG-TS segments of about one keyframe interval)
     GET /cameras/{name}/seg_{n}.ts    one HLS segment
 
 Several clients at once; a client that cannot keep up is dropped and never slows the camera or the
-other clients (`masking.stream.live`). Bound to loopback by default; on any other address a token
-is required (header `X-Masking-Token` or `?token=` in the URL, which recorders can carry).
+other clients (`masking.stream.live`). The server runs behind the same security middleware as the
+console (`masking.web.security`: Host check, no CORS, strict headers, nothing but GET); bound to
+loopback it needs no token (a recorder on this machine), on any other address every request needs
+the token: header `X-Masking-Token`, `?token=` in the URL (which recorders can carry), or the
+cookie that opening `/?token=...` sets in a browser.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
+import html
 import logging
-import secrets
-import threading
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import anyio
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from masking.errors import OutputError
 from masking.stream.live import LiveHub
 from masking.stream.queues import Closed
+from masking.web.app import WebServer, create_app
+from masking.web.security import SecurityPolicy
 
 log = logging.getLogger(__name__)
 
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is a loopback address or `localhost`."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
+</head><body>{body}</body></html>"""  # no inline style or script: the middleware's CSP allows neither
 
 
-def live_app(hub: LiveHub, token: str | None, wait_s: float = 15.0) -> Starlette:
-    """The Starlette app serving `hub`; `token` None means no token (loopback only)."""
-
-    def denied(request: Request) -> Response | None:
-        if token is None:
-            return None
-        given = request.headers.get("x-masking-token") or request.query_params.get("token") or ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            return PlainTextResponse("a valid token is required", status_code=401)
-        return None
+def live_routes(hub: LiveHub, wait_s: float = 15.0) -> list[BaseRoute]:
+    """The routes serving `hub` (put them behind the security middleware: `live_app`)."""
 
     def camera(request: Request) -> tuple[str, Response | None]:
         name = request.path_params["name"]
@@ -61,12 +51,12 @@ def live_app(hub: LiveHub, token: str | None, wait_s: float = 15.0) -> Starlette
         return name, None
 
     async def cameras(request: Request) -> Response:
-        return denied(request) or JSONResponse(hub.names())
+        return JSONResponse(hub.names())
 
     async def stream_ts(request: Request) -> Response:
         name, err = camera(request)
-        if (bad := denied(request) or err) is not None:
-            return bad
+        if err is not None:
+            return err
         streams = hub.get(name)
         if streams is None:
             return PlainTextResponse(f"camera {name!r} has not started yet; retry", status_code=503,
@@ -95,8 +85,8 @@ def live_app(hub: LiveHub, token: str | None, wait_s: float = 15.0) -> Starlette
 
     async def playlist(request: Request) -> Response:
         name, err = camera(request)
-        if (bad := denied(request) or err) is not None:
-            return bad
+        if err is not None:
+            return err
         deadline = time.monotonic() + wait_s
         while True:  # a player asking right at start-up waits for the first segment
             streams = hub.get(name)
@@ -111,52 +101,63 @@ def live_app(hub: LiveHub, token: str | None, wait_s: float = 15.0) -> Starlette
 
     async def segment(request: Request) -> Response:
         name, err = camera(request)
-        if (bad := denied(request) or err) is not None:
-            return bad
+        if err is not None:
+            return err
         streams = hub.get(name)
         data = streams[1].segment(int(request.path_params["seq"])) if streams else None
         if data is None:
             return PlainTextResponse("segment not available (expired or not yet made)", status_code=404)
         return Response(data, media_type="video/mp2t")
 
-    routes = [
+    async def index(request: Request) -> Response:
+        items = "".join(f'<li><a href="/cameras/{quote(n, safe="")}/">{html.escape(n)}</a></li>'
+                        for n in hub.names())
+        return HTMLResponse(_PAGE.format(title="masking: live cameras", body=f"<ul>{items}</ul>"))
+
+    async def player(request: Request) -> Response:
+        name, err = camera(request)
+        if err is not None:
+            return err
+        body = (f'<video id="v" src="/cameras/{quote(name, safe="")}/index.m3u8" autoplay muted playsinline controls '
+                'width="100%"></video>')
+        return HTMLResponse(_PAGE.format(title=f"masking: {html.escape(name)}", body=body))
+
+    return [
+        Route("/", index),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/cameras", cameras),
+        Route("/cameras/{name}/", player),
         Route("/cameras/{name}/stream.ts", stream_ts),
         Route("/cameras/{name}/index.m3u8", playlist),
         Route("/cameras/{name}/seg_{seq:int}.ts", segment),
     ]
-    return Starlette(routes=routes)
+
+
+def live_app(hub: LiveHub, policy: SecurityPolicy, wait_s: float = 15.0) -> ASGIApp:
+    """The live-stream app: `live_routes` behind the security middleware."""
+    return create_app(live_routes(hub, wait_s), policy)
 
 
 class LiveServer:
-    """uvicorn serving `live_app` in a background thread for as long as `masking serve` runs."""
+    """The live-stream HTTP server of `masking serve`, in a background thread (`WebServer`)."""
 
     def __init__(self, hub: LiveHub, host: str = "127.0.0.1", port: int = 8090, token: str | None = None) -> None:
-        import uvicorn
+        self._web = WebServer(lambda policy: live_app(hub, policy), host=host, port=port, token=token, stream=True)
 
-        if not is_loopback(host):
-            if token is None:
-                token = secrets.token_urlsafe(24)
-            log.warning("live HTTP streams are served on %s, not loopback: every request needs the token", host)
-        self.host, self.port, self.token = host, port, token
-        config = uvicorn.Config(live_app(hub, token), host=host, port=port, log_level="warning", lifespan="off",
-                                access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="live-http", daemon=True)
+    @property
+    def token(self) -> str | None:
+        """The token URLs must carry, or None (loopback: not needed)."""
+        return self._web.policy.token if self._web.policy.require_token else None
 
     def url(self, name: str, what: str = "stream.ts") -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
         q = f"?token={self.token}" if self.token else ""
-        return f"http://{host}:{self.port}/cameras/{name}/{what}{q}"
+        return f"{self._web.base_url}/cameras/{quote(name, safe='')}/{what}{q}"
 
-    def start(self, timeout_s: float = 10.0) -> None:
-        self._thread.start()
-        end = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > end:
-                raise OutputError(f"cannot serve live streams on {self.host}:{self.port} (address in use?)")
-            time.sleep(0.05)
+    def start(self) -> None:
+        try:
+            self._web.start()
+        except Exception as exc:
+            raise OutputError(f"cannot serve live streams on {self._web.base_url}: {exc}") from exc
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5.0)
+        self._web.stop()

@@ -59,6 +59,10 @@ class SecurityPolicy:
         cookie_name: the token cookie; cookies do not separate ports, so it names the port.
         landing_path: the page where `?token=` is accepted and turned into the cookie.
         csp: the Content-Security-Policy sent with every response.
+        require_token: False only for a read-only server bound to loopback (the live-stream
+            output: a recorder on the same machine); every other check still applies.
+        query_token: also accept `?token=` on every GET (recorders and players can carry a token
+            in a URL, not in a header or cookie); off for the console.
     """
 
     token: str
@@ -67,6 +71,8 @@ class SecurityPolicy:
     cookie_name: str = "masking_token"
     landing_path: str = "/"
     csp: str = DEFAULT_CSP
+    require_token: bool = True
+    query_token: bool = False
 
     @property
     def allowed_origins(self) -> frozenset[str]:
@@ -177,9 +183,13 @@ class SecurityMiddleware:
                 return 403, "wrong token", None
             cookie = f"{p.cookie_name}={p.token}; Path=/; HttpOnly; SameSite=Strict"
             return 303, "see /", [(b"location", p.landing_path.encode()), (b"set-cookie", cookie.encode())]
+        if not p.require_token and method in SAFE_METHODS:
+            return None
         supplied, via = headers.get(TOKEN_HEADER), "header"
         if supplied is None:
             supplied, via = _cookie(headers, p.cookie_name), "cookie"
+        if supplied is None and p.query_token and method in SAFE_METHODS and "token" in query:
+            supplied, via = query["token"][0], "query"
         if supplied is None:
             return 401, "access token required: open the URL with ?token= the server printed, or send X-Masking-Token", None
         if not p.token_ok(supplied):
