@@ -462,3 +462,35 @@ def test_chromium_plays_the_hls_stream(tmp_path: Path) -> None:
         proc.wait(timeout=60)
     assert state == [None, 1280, 720]
     assert not errors and not other
+
+
+@pytest.mark.slow
+def test_filter_serves_its_one_camera_live_beside_the_file(tmp_path: Path) -> None:
+    import httpx
+
+    port = _free_port()
+    (tmp_path / "zones.yaml").write_text(
+        "cameras:\n  - camera_id: office\n    zones:\n      - id: desk\n        kind: privacy_mask\n"
+        "        polygon: [[0.0, 0.0], [0.3, 0.0], [0.3, 0.3], [0.0, 0.3]]\n"
+        "        style: {mode: fill, color: [0, 0, 255]}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "masking", "filter", str(OFFICE), "-o", str(tmp_path / "out.mp4"),
+                             "--zones", str(tmp_path / "zones.yaml"), "--http", f"127.0.0.1:{port}",
+                             "--pace", "realtime", "--keyframe-seconds", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    got = bytearray()
+    try:
+        _wait_http(port, "/cameras")
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/cameras/office/stream.ts", timeout=30) as r:
+            assert r.status_code == 200
+            for chunk in r.iter_bytes():
+                got += chunk
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out.decode()
+    frames = _decode(bytes(got))
+    assert len(frames) > 60  # seconds of it, from a keyframe after the client joined
+    assert all(_zone_masked(f) for f in frames)
+    written, _ = _frames(tmp_path / "out.mp4")
+    assert len(written) == 182  # the file output is complete as ever

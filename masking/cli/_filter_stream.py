@@ -23,14 +23,15 @@ from pydantic import ValidationError
 from masking.cli import EXIT_OK, EXIT_USAGE, show_progress
 from masking.config.zones import Camera, MaskStyle
 from masking.errors import ConfigError
-from masking.stream.build import InputKind, OutputSpec, RawInput, StopSignal, filter_job, run_job
+from masking.stream.build import InputKind, LiveOutputs, OutputSpec, RawInput, StopSignal, filter_job, run_job
 from masking.stream.config import DetectionSpec, apply_detection
 from masking.stream.engine import CameraResult
 from masking.stream.stats import CameraStats
 from masking.video.layout import PixelLayout
 
-if TYPE_CHECKING:  # vault (issue 12)
+if TYPE_CHECKING:
     from masking.vault.recorder import VaultSealer
+    from masking.web.live import LiveServer
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,18 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--pix-fmt", choices=(PixelLayout.bgr24.value,), help="Raw input pixel format (bgr24).")
     o.add_argument("--fps", type=Fraction, default=None, metavar="RATE",
                    help="Raw input frame rate, sets the timestamps (default 25).")
+    lv = p.add_argument_group("live outputs (besides the output file; video, stream or raw input)")
+    lv.add_argument("--http", metavar="HOST:PORT",
+                    help="Also serve the masked stream live: MPEG-TS at http://HOST:PORT/cameras/ID/stream.ts, HLS at "
+                         ".../index.m3u8 (ID: the camera id). Loopback needs no token; any other address warns and "
+                         "prints the URLs with the token.")
+    lv.add_argument("--publish", metavar="RTSP_URL", action="append", default=[],
+                    help="Also push the masked stream to an RTSP server (ANNOUNCE/RECORD over TCP: MediaMTX, go2rtc), "
+                         "reconnecting with back-off; repeatable.")
+    lv.add_argument("--keyframe-seconds", type=float, default=2.0, metavar="S",
+                    help="Keyframe interval of the live outputs (default 2: a recorder starts within 2 s).")
+    lv.add_argument("--pace", choices=("none", "realtime"), default="none",
+                    help="realtime: read a video file at its own frame rate (replaying footage into a recorder).")
 
 
 def _size(text: str | None) -> tuple[int, int]:
@@ -111,6 +124,28 @@ def _vault_sealer(args: argparse.Namespace, camera: Camera) -> Callable[[], Vaul
     return make
 
 
+def _live(args: argparse.Namespace, camera: Camera) -> tuple[LiveOutputs | None, LiveServer | None]:
+    """The live outputs `--http` / `--publish` ask for, and the HTTP server (not started yet)."""
+    if not args.http and not args.publish:
+        return None, None
+    if not 0 < args.keyframe_seconds <= 60:
+        raise ConfigError("--keyframe-seconds must lie in (0, 60]")
+    bad = [u for u in args.publish if not re.fullmatch(r"rtsps?://[^\s/]+/\S*", u)]
+    if bad:
+        raise ConfigError(f"--publish: expected rtsp://HOST:PORT/PATH, got {bad[0]!r}")
+    hub = server = None
+    if args.http:
+        from masking.stream.live import LiveHub
+        from masking.web.live import LiveServer
+
+        m = re.fullmatch(r"\[?([^\]]*?)\]?:(\d{1,5})", args.http)
+        if not m or not 0 < int(m.group(2)) < 65536:
+            raise ConfigError(f"--http: expected HOST:PORT such as 127.0.0.1:8090, got {args.http!r}")
+        hub = LiveHub([camera.camera_id])
+        server = LiveServer(hub, m.group(1), int(m.group(2)))
+    return LiveOutputs(hub, tuple(args.publish), args.keyframe_seconds), server
+
+
 def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskStyle | None = None) -> int:
     """Run one filter on the pipeline; print a summary; 0 ok, 2 failed, 130/143 interrupted."""
     try:
@@ -123,13 +158,22 @@ def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskSty
     camera = apply_detection(camera, det, f"camera {camera.camera_id!r}")
     if not 0.0 <= args.hold_motion <= 0.5:
         raise ConfigError("--hold-motion must lie in [0, 0.5]")
+    live, server = _live(args, camera)
     job, kind, spec = filter_job(
         str(args.input), str(args.output), camera, raw=_raw(args), output_format=args.output_format,
         segment_seconds=args.segment_seconds, crf=args.crf, preset=args.preset, hold_motion=args.hold_motion,
-        style_override=style_override, sealer=_vault_sealer(args, camera),
+        style_override=style_override, sealer=_vault_sealer(args, camera), live=live, realtime=args.pace == "realtime",
     )
     start = time.perf_counter()
-    result, stopped, pipeline = run_job(job, watch=_progress if show_progress() else None)
+    try:
+        if server is not None:
+            server.start()
+            print(f"masking filter: live at {server.url(camera.camera_id)} and "
+                  f"{server.url(camera.camera_id, 'index.m3u8')}", file=sys.stderr)
+        result, stopped, pipeline = run_job(job, watch=_progress if show_progress() else None)
+    finally:
+        if server is not None:
+            server.stop()
     seconds = time.perf_counter() - start
     out = sys.stderr if args.output == "-" else sys.stdout
     print(_summary(args, kind, spec, camera, result, seconds), file=out)

@@ -178,13 +178,15 @@ def sink_factory(spec: OutputSpec, sealer: VaultSealer | None = None) -> SinkFac
 
 
 def camera_job(name: str, camera: Camera, source: Source, output: OutputSpec, *, hold_motion: float = 0.02,
-               style_override: MaskStyle | None = None, sealer: VaultSealer | None = None) -> CameraJob:
+               style_override: MaskStyle | None = None, sealer: VaultSealer | None = None,
+               live: LiveOutputs | None = None) -> CameraJob:
     """One camera's job: a file, folder or pipe that fails loses its incomplete output; a live
     source keeps what it wrote. With a vault `sealer`, the originals under dynamic masks are sealed
     into a sidecar beside each H.264 segment."""
     if sealer is not None and output.format != "h264":
         raise ConfigError("--vault needs h264 output: the sealed sidecar sits next to each output segment")
-    return CameraJob(name, camera, source, sink_factory(output, sealer), hold_motion=hold_motion,
+    sink = with_live(name, [(output.format, sink_factory(output, sealer))], live)
+    return CameraJob(name, camera, source, sink, hold_motion=hold_motion,
                      style_override=style_override, sink_layouts=output.layouts, abort_on_error=not source.live,
                      sealer=sealer)
 
@@ -193,13 +195,16 @@ def filter_job(source: str, output: str, camera: Camera, *, raw: RawInput | None
                output_format: str | None = None, segment_seconds: float | None = None, crf: int = 20,
                preset: str = "veryfast", hold_motion: float = 0.02,
                style_override: MaskStyle | None = None,
-               sealer: Callable[[], VaultSealer] | None = None) -> tuple[CameraJob, InputKind, OutputSpec]:
+               sealer: Callable[[], VaultSealer] | None = None, live: LiveOutputs | None = None,
+               realtime: bool = False) -> tuple[CameraJob, InputKind, OutputSpec]:
     """The job of one `masking filter` run: `source` (video, URL, image, image folder, raw) into
     `output` of a matching kind; `ConfigError`/`InputError` name what does not fit. `sealer` makes
     the vault's sealer once the output is known to be H.264."""
     kind = input_kind(source, raw=raw is not None)
-    src = make_source(source, kind, raw=raw, reconnect=ReconnectPolicy(give_up_after_s=30.0))
+    src = make_source(source, kind, raw=raw, reconnect=ReconnectPolicy(give_up_after_s=30.0), realtime=realtime)
     out = Path(output)
+    if live is not None and kind in (InputKind.image, InputKind.images):
+        raise ConfigError("--http and --publish stream video: they need a video, stream or raw input")
     if kind in (InputKind.image, InputKind.images):
         if output_format or segment_seconds is not None or output == "-":
             raise ConfigError("--segment-seconds, --output-format and raw output apply to video input only")
@@ -233,7 +238,7 @@ def filter_job(source: str, output: str, camera: Camera, *, raw: RawInput | None
     if sealer is not None and spec.format != "h264":
         raise ConfigError("--vault needs h264 output: the sealed sidecar sits next to each output segment")
     job = camera_job(camera.camera_id, camera, src, spec, hold_motion=hold_motion, style_override=style_override,
-                     sealer=sealer() if sealer is not None else None)
+                     sealer=sealer() if sealer is not None else None, live=live)
     return job, kind, spec
 
 
@@ -288,31 +293,47 @@ def _job(c: ServeCamera, camera: Camera, hub: LiveHub | None) -> CameraJob:
 _LIVE_QUEUE_FRAMES = 25  # per output: one second at 25 fps before a live output drops its oldest frame
 
 
+@dataclass(frozen=True)
+class LiveOutputs:
+    """A camera's live outputs: the HTTP stream (published in `hub`) and RTSP servers to push to."""
+
+    hub: LiveHub | None = None
+    publish: tuple[str, ...] = ()
+    keyframe_s: float = 2.0
+
+
+def with_live(name: str, recording: list[tuple[str, SinkFactory]], live: LiveOutputs | None) -> SinkFactory:
+    """One sink for a camera's outputs: the recording outputs (lossless) and, when `live` asks for
+    any, the live lane (one encoder shared by HTTP and RTSP publishing; lossy) in a `FanOut`."""
+    if len(recording) == 1 and (live is None or (live.hub is None and not live.publish)):
+        return recording[0][1]
+
+    def make(info: SourceInfo) -> Sink:
+        lanes: list[tuple[str, Sink, bool]] = []
+        try:
+            for label, factory in recording:
+                lanes.append((label, factory(info), False))
+            if live is not None and (live.hub is not None or live.publish):
+                lanes.append(("live", LiveSink(name, info, live.hub, list(live.publish), keyframe_s=live.keyframe_s),
+                              True))
+        except Exception:
+            for _, sink, _ in lanes:
+                sink.abort()
+            raise
+        return FanOut(name, lanes, queue_size=_LIVE_QUEUE_FRAMES)
+
+    return make
+
+
 def camera_sink_factory(spec: ServeCamera, hub: LiveHub | None, sealer: VaultSealer | None = None) -> SinkFactory:
     """The camera's sink: its one output, or a `FanOut` over every output (the live ones share one
     encoder). With a vault, every h264 output seals the originals into its sidecars."""
     outputs = spec.all_outputs
     files = [OutputSpec.from_sink_spec(o) for o in outputs if isinstance(o, SinkSpec)]
     http = any(isinstance(o, HttpOutputSpec) for o in outputs)
-    publish = [o.url for o in outputs if isinstance(o, RtspPublishSpec)]
-    if len(outputs) == 1 and files:
-        return sink_factory(files[0], sealer)
-
-    def make(info: SourceInfo) -> Sink:
-        lanes: list[tuple[str, Sink, bool]] = []
-        try:
-            for f in files:
-                lanes.append((f"{f.format}:{f.path}", sink_factory(f, sealer if f.format == "h264" else None)(info), False))
-            if http or publish:
-                live = LiveSink(spec.name, info, hub if http else None, publish, keyframe_s=spec.keyframe_seconds)
-                lanes.append(("live", live, True))
-        except Exception:
-            for _, sink, _ in lanes:
-                sink.abort()
-            raise
-        return FanOut(spec.name, lanes, queue_size=_LIVE_QUEUE_FRAMES)
-
-    return make
+    publish = tuple(o.url for o in outputs if isinstance(o, RtspPublishSpec))
+    recording = [(f"{f.format}:{f.path}", sink_factory(f, sealer if f.format == "h264" else None)) for f in files]
+    return with_live(spec.name, recording, LiveOutputs(hub if http else None, publish, spec.keyframe_seconds))
 
 
 def camera_layouts(spec: ServeCamera) -> tuple[PixelLayout, ...]:

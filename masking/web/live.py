@@ -57,10 +57,12 @@ def live_routes(hub: LiveHub, wait_s: float = 15.0) -> list[BaseRoute]:
         name, err = camera(request)
         if err is not None:
             return err
-        streams = hub.get(name)
-        if streams is None:
-            return PlainTextResponse(f"camera {name!r} has not started yet; retry", status_code=503,
-                                     headers={"Retry-After": "1"})
+        deadline = time.monotonic() + wait_s
+        while (streams := hub.get(name)) is None:  # a recorder connecting at start-up waits for the first frame
+            if time.monotonic() > deadline:
+                return PlainTextResponse(f"camera {name!r} has not started yet; retry", status_code=503,
+                                         headers={"Retry-After": "1"})
+            await anyio.sleep(0.1)
         ts = streams[0]
         try:
             client = ts.connect()
