@@ -140,7 +140,7 @@ def test_deleting_and_reordering_zones_moves_their_comments(zones: Path) -> None
         (lambda z: z.__setitem__("style", {"mode": "pixelate", "block": 2}), "door-301", "style.block", "greater than or equal to 4"),
         (lambda z: z.__setitem__("kind", "peek"), "door-301", "kind", "privacy_mask"),
         (lambda z: z.__setitem__("polygon", [[0.1, 0.1], [1.5, 0.1], [0.5, 0.5]]), "door-301", "polygon", "outside the frame"),
-        (lambda z: z.__setitem__("id", "bad id"), "bad id", "id", "pattern"),
+        (lambda z: z.__setitem__("id", "bad id"), "bad id", "id", "not a valid id"),
     ],
 )
 def test_invalid_draft_answers_422_naming_zone_and_field_and_writes_nothing(zones: Path, change, zone, field, words) -> None:  # type: ignore[no-untyped-def]

@@ -204,7 +204,7 @@ def load_serve_config(path: str | Path) -> ServeConfig:
                 continue
             real = os.path.realpath(o.path)
             if real in by_path:
-                raise ConfigError(f"{p}: cameras {by_path[real]!r} and {c.name!r} write to the same path {real}")
+                raise ConfigError(f"{p}: cameras {by_path[real]!r} and {c.name!r} write to the same sink path {real}")
             by_path[real] = c.name
     return cfg.model_copy(update={"cameras": cams})
 
