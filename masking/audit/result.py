@@ -69,8 +69,15 @@ class Evidence:
     masked_share: float
     frame: int
     time_s: float | None = None
+    polygon: list[list[float]] | None = None  # a segmented region's outline (normalised), else None
+    contribution: float | None = None  # the item's share of the fused verdict's log-odds (fusion)
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.polygon is not None:
+            extra["polygon"] = [list(p) for p in self.polygon]
+        if self.contribution is not None:
+            extra["contribution"] = round(self.contribution, 4)
         return {
             "id": self.id,
             "class_name": self.class_name,
@@ -86,6 +93,7 @@ class Evidence:
             "masked_share": round(self.masked_share, 4),
             "frame": self.frame,
             "time_s": None if self.time_s is None else round(self.time_s, 3),
+            **extra,
         }
 
 
