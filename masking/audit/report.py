@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from masking._atomic import atomic_write
 from masking.annotate import draw_boxes, draw_polygon, draw_zones
+from masking.audit.overlay import draw_segmentation
 from masking.audit.result import AuditResult, zones_snippet
 from masking.config.zones import Camera
 from masking.errors import OutputError
@@ -49,6 +50,7 @@ def annotate(result: AuditResult, camera: Camera | None) -> npt.NDArray[np.uint8
     if result.snapshot is None:
         return None
     img = draw_zones(result.snapshot, camera) if camera is not None else result.snapshot.copy()
+    img = draw_segmentation(img, result.segmentation)  # coarse overlay of the segmented evidence classes
     h, w = img.shape[:2]
     items = [e for e in result.evidence if e.frame == result.snapshot_frame]
     if items:
