@@ -97,7 +97,7 @@ def test_mobilenets_match_an_independent_preprocessing(dev_dir: Path) -> None:
         img = read_image(path)
         p = cls.scores(img)
         q = _invoke(ref_cls, _reference_input(path, 224, floats=False))
-        assert p.shape == (1001,) and abs(float(p.sum()) - 1.0) < 0.05
+        assert p.shape == (1001,) and 0.85 < float(p.sum()) < 1.05  # a uint8 softmax: small scores round to 0
         assert len(set(np.argsort(-p)[:5]) & set(np.argsort(-q)[:5])) >= 3, path.name
         e = emb.embed(img)
         f = _invoke(ref_emb, _reference_input(path, 224, floats=False)).reshape(-1)

@@ -101,7 +101,7 @@ def test_classifier_is_a_whole_view_detector() -> None:
     assert det.confidence.tolist() == pytest.approx([1 / (2.0 + np.e), p_wet], abs=1e-5)
     # as evidence (registry rule): only wet_room counts, weak alone (review from P >= 0.56); its proposed
     # mask is the whole view -> re-aim; masking it all -> compliant
-    a = Auditor(settings_from({"models": ["scenes"]}), {"scenes": clf})
+    a = Auditor(settings_from({"verdict": "rule", "models": ["scenes"]}), {"scenes": clf})
     frame = [AuditFrame(np.zeros((100, 200, 3), np.uint8), 0)]
     res = a.audit_frames(frame, None, "x")
     assert res.verdict == "review" and res.category == "bathroom" and res.hidden_share == pytest.approx(1.0)
@@ -110,7 +110,7 @@ def test_classifier_is_a_whole_view_detector() -> None:
     assert a.audit_frames(frame, cam, "x").verdict == "compliant"
     # a sleeping place alone is no evidence: the head is sure of it, the audit is compliant
     sure = SceneHead(classes, head.mean, head.std, head.weights, np.array([0, 9, 0], np.float32))
-    res = Auditor(settings_from({"models": ["scenes"]}), {"scenes": SceneClassifier(entry, sure, features=clf.features)}).audit_frames(frame, None, "x")
+    res = Auditor(settings_from({"verdict": "rule", "models": ["scenes"]}), {"scenes": SceneClassifier(entry, sure, features=clf.features)}).audit_frames(frame, None, "x")
     assert res.verdict == "compliant" and res.evidence == []
 
 
@@ -155,7 +155,7 @@ def test_scenes_train_command(tmp_path: Path, dev_dir: Path, dev_manifest: list[
         for r in picked:
             w.writerow([str(dev_dir / r["file"]), r["label"], r["prohibited"], r["art7_category"]])
     out = tmp_path / "head.npz"
-    assert main(["scenes", "train", str(manifest), "--out", str(out), "--cv", "2"]) == 0
+    assert main(["scenes", "train-head", str(manifest), "--out", str(out), "--cv", "2"]) == 0  # `train` now fits the fusion
     text = capsys.readouterr().out
     assert "2-fold stratified cross-validation" in text and str(out) in text and "l2 " in text
     head = SceneHead.load(out)

@@ -57,17 +57,14 @@ SEG_CONTEXT: tuple[str, ...] = (
     "building", "stairs", "shelf", "curtain", "person", "seat", "swimming pool", "railing",
     "lamp", "painting", "bookcase", "box", "plant", "grandstand", "column",
 )
-# ImageNet classes (as in the labels file, first name) -> Art. 7 category they point to, or None
+# ImageNet classes (as in the labels file, first name) -> the Art. 7 category they point to. Classes
+# of allowed places (dining table, prison, sliding door, restaurant...) were tried as well and
+# raised the cross-validated log-loss on the training photos (0.246 -> 0.239 without them).
 IMAGENET_CLASSES: dict[str, str | None] = {
     "shower curtain": "shower", "bathtub": "shower", "tub": "shower", "toilet seat": "toilet",
     "washbasin": "bathroom", "toilet tissue": "toilet", "medicine chest": "bathroom",
     "bath towel": "bathroom", "four-poster": "guest_room", "quilt": "guest_room",
     "studio couch": "guest_room", "crib": "guest_room", "wardrobe": "changing_room",
-    "sliding door": None, "dining table": None, "restaurant": None, "library": None,
-    "prison": None, "barber chair": None, "plate rack": None, "desk": None, "monitor": None,
-    "home theater": None, "window shade": None, "patio": None, "grocery store": None,
-    "cinema": None, "stove": None, "refrigerator": None, "dishwasher": None, "microwave": None,
-    "parking meter": None, "streetcar": None, "lakeside": None, "pool table": None, "bookcase": None,
 }
 
 
@@ -375,10 +372,15 @@ def choose(
     return c_sel, axes_sel, tried
 
 
-def pick_thresholds(p: npt.NDArray[np.float64], y: npt.NDArray[np.bool_], min_violation_precision: float = 0.95) -> tuple[float, float]:
-    """(violation, review) thresholds from out-of-fold probabilities, on a 0.05 grid from 0.2 to 0.9:
-    review where min(precision, recall) of `P >= review` is highest (ties: nearest 0.5); violation the
-    lowest threshold above it whose precision reaches `min_violation_precision` (else 0.9)."""
+def pick_thresholds(
+    p: npt.NDArray[np.float64], y: npt.NDArray[np.bool_], target_precision: float = 0.92,
+    min_violation_precision: float = 0.95,
+) -> tuple[float, float]:
+    """(violation, review) thresholds from out-of-fold probabilities, on a 0.05 grid from 0.2 to 0.9.
+    review: the lowest threshold whose precision (violation or review) reaches `target_precision`
+    (the issue's floor: false alarms were its complaint), else the one with the best
+    min(precision, recall); violation: the lowest threshold from review up whose precision reaches
+    `min_violation_precision` (else 0.9)."""
     grid = np.round(np.arange(0.2, 0.901, 0.05), 2)
 
     def pr(t: float) -> tuple[float, float]:
@@ -386,6 +388,10 @@ def pick_thresholds(p: npt.NDArray[np.float64], y: npt.NDArray[np.bool_], min_vi
         tp, fp, fn = int((q & y).sum()), int((q & ~y).sum()), int((~q & y).sum())
         return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
 
-    review = float(max(grid, key=lambda t: (min(pr(t)), -abs(t - 0.5))))
+    precise = [float(t) for t in grid if pr(t)[0] >= target_precision]
+    if precise:
+        review = precise[0]
+    else:
+        review = float(max(grid, key=lambda t: (min(pr(t)), -abs(t - 0.5))))
     above = [float(t) for t in grid if t >= review and pr(t)[0] >= min_violation_precision]
     return (above[0] if above else 0.9), review

@@ -43,9 +43,14 @@ class SceneObservation:
 
 
 class SceneModels:
-    """The scene models named in the audit settings, loaded once (registry names; any subset)."""
+    """The scene models named in the audit settings, loaded once (registry names; any subset).
 
-    def __init__(self, names: Sequence[str], threads: int = 2) -> None:
+    The ImageNet scores and the embedding are the mean over the view and its mirror image (left-right
+    flip; +2 runs of 7-20 ms): on the training photos this lowered the fusion's cross-validated
+    log-loss from 0.253 to 0.246. The segmenter runs once (its shares do not depend on the side).
+    """
+
+    def __init__(self, names: Sequence[str], threads: int = 2, flip_average: bool = True) -> None:
         from masking.audit.scene_models import Embedder, ImageNetClassifier, Segmenter
 
         reg = load_registry()
@@ -63,6 +68,7 @@ class SceneModels:
             else:
                 raise ModelError(f"model {name!r} (family {family!r}) is not a scene model")
         self.names = list(names)
+        self.flip_average = flip_average
 
     @property
     def segmenter_name(self) -> str | None:
@@ -76,13 +82,14 @@ class SceneModels:
             t0 = time.perf_counter()
             labels = self.segmenter.labels(image)
             seconds[self.segmenter.name] = time.perf_counter() - t0
+        views = [image, image[:, ::-1]] if self.flip_average else [image]
         if self.classifier is not None:
             t0 = time.perf_counter()
-            imagenet = self.classifier.scores(image)
+            imagenet = np.mean([self.classifier.scores(v) for v in views], axis=0).astype(np.float32)
             seconds[self.classifier.name] = time.perf_counter() - t0
         if self.embedder is not None:
             t0 = time.perf_counter()
-            embedding = self.embedder.embed(image)
+            embedding = np.mean([self.embedder.embed(v) for v in views], axis=0).astype(np.float32)
             seconds[self.embedder.name] = time.perf_counter() - t0
         return SceneObservation(labels, imagenet, embedding, seconds)
 

@@ -84,7 +84,7 @@ def _rgb_resized(image: npt.NDArray[np.uint8], size: tuple[int, int]) -> npt.NDA
     """The BGR view stretched to `size` (w, h) as RGB; INTER_AREA when shrinking (no aliasing)."""
     h, w = image.shape[:2]
     shrink = size[0] < w and size[1] < h
-    out = cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    out = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return np.ascontiguousarray(out[:, :, ::-1])
 
 

@@ -94,8 +94,9 @@ def train(
         "how": "scikit-learn LogisticRegression (L2, lbfgs) on standardised features; C and the number of "
         "embedding PCA axes chosen by 5-fold stratified cross-validation (log-loss, seeds "
         f"{list(seeds)}, one-standard-error rule: the most regularised pair within one SE of the best); "
-        "thresholds from the out-of-fold probabilities (review: best min(precision, recall); violation: "
-        "the lowest above it with precision >= 0.95) unless given; then fitted on every photo",
+        "thresholds from the out-of-fold probabilities (review: the lowest with precision >= 0.92, else the "
+        "best min(precision, recall); violation: the lowest from review up with precision >= 0.95) unless "
+        "given; then fitted on every photo",
         "thresholds_picked": {"violation": picked[0], "review": picked[1]},
         "C": c_sel,
         "embedding_axes": axes_sel,
