@@ -46,3 +46,13 @@ def dev_manifest(dev_dir: Path) -> list[dict[str, str]]:
     """Rows of ../shared/eval/dev/manifest.csv (file, label, prohibited, art7_category, ...)."""
     with (dev_dir / "manifest.csv").open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def write_manifest(path: Path, rows: list[dict[str, str]], base: Path) -> Path:
+    """A manifest.csv at `path` naming `rows` (dev manifest rows) by absolute path under `base`."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "label", "prohibited", "art7_category"])
+        for r in rows:
+            w.writerow([str(base / r["file"]), r["label"], r["prohibited"], r["art7_category"]])
+    return path

@@ -4,14 +4,14 @@ explains itself, stays zone-aware, and `masking scenes train` writes a model tha
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 import shapely
+from conftest import write_manifest
 
-from masking.audit import Auditor, AuditSettings, AuditResult
+from masking.audit import Auditor, AuditResult, AuditSettings
 from masking.audit.fusion import FusionModel
 from masking.audit.overlay import draw_segmentation
 from masking.cli import main
@@ -96,12 +96,7 @@ def test_whole_view_masked_is_compliant(default: Auditor, dev_dir: Path) -> None
 
 def test_scenes_train_writes_a_model_that_audits(dev_dir: Path, dev_manifest: list[dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     picked = [r for r in dev_manifest if r["prohibited"] == "yes"][:6] + [r for r in dev_manifest if r["prohibited"] == "no"][:6]
-    manifest = tmp_path / "manifest.csv"
-    with manifest.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "label", "prohibited", "art7_category"])
-        for r in picked:
-            w.writerow([str(dev_dir / r["file"]), r["label"], r["prohibited"], r["art7_category"]])
+    manifest = write_manifest(tmp_path / "manifest.csv", picked, dev_dir)
     out = tmp_path / "site.json"
     assert main(["scenes", "train", str(manifest), "--out", str(out), "--C", "0.1", "--axes", "4"]) == 0
     text = capsys.readouterr().out

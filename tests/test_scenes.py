@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_manifest
 
 from masking.audit import AuditFrame, Auditor, settings_from
 from masking.audit.scenes import (
@@ -148,12 +148,7 @@ def test_missing_head_says_how_to_train(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_scenes_train_command(tmp_path: Path, dev_dir: Path, dev_manifest: list[dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
     picked = [r for r in dev_manifest if r["label"] in ("hotel_room", "dorm_room")][:5]
     picked += [r for r in dev_manifest if r["prohibited"] == "no"][:5]
-    manifest = tmp_path / "manifest.csv"
-    with manifest.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "label", "prohibited", "art7_category"])
-        for r in picked:
-            w.writerow([str(dev_dir / r["file"]), r["label"], r["prohibited"], r["art7_category"]])
+    manifest = write_manifest(tmp_path / "manifest.csv", picked, dev_dir)
     out = tmp_path / "head.npz"
     assert main(["scenes", "train-head", str(manifest), "--out", str(out), "--cv", "2"]) == 0  # `train` now fits the fusion
     text = capsys.readouterr().out

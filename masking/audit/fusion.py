@@ -314,16 +314,9 @@ def fit_fusion(
 
 def stratified_folds(y: npt.NDArray[np.bool_], k: int, seed: int) -> list[npt.NDArray[np.int64]]:
     """`k` test folds with positives and negatives spread evenly (shuffled with `seed`)."""
-    rng = np.random.default_rng(seed)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    offset = 0
-    for value in (True, False):
-        idx = np.flatnonzero(y == value)
-        rng.shuffle(idx)
-        for j, i in enumerate(idx):
-            folds[(offset + j) % k].append(int(i))
-        offset += len(idx)
-    return [np.array(sorted(f), np.int64) for f in folds if f]
+    from masking.audit.scenes import stratified_folds as folds
+
+    return folds([bool(v) for v in y], k, seed, classes=(True, False))
 
 
 def out_of_fold(

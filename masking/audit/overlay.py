@@ -45,8 +45,8 @@ def draw_segmentation(
             pts = np.round(np.asarray(poly, np.float64) * scale).astype(np.int32).reshape(-1, 1, 2)
             cv2.fillPoly(fill, [pts], color)
             outlines.append((pts, color))
-    out = cv2.addWeighted(fill, alpha, out, 1.0 - alpha, 0.0)
+    out = np.asarray(cv2.addWeighted(fill, alpha, out, 1.0 - alpha, 0.0), np.uint8)
     thickness = max(1, int(round(min(h, w) / 400)))
     for pts, color in outlines:
         cv2.polylines(out, [pts], True, color, thickness, cv2.LINE_AA)
-    return np.asarray(out, np.uint8)
+    return out

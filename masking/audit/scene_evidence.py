@@ -152,6 +152,21 @@ def _outline(component: npt.NDArray[np.uint8], size: tuple[int, int]) -> list[li
     return [[round(float(np.clip(x / w, 0, 1)), 4), round(float(np.clip(y / h, 0, 1)), 4)] for x, y in c]
 
 
+def _regions(
+    labels: npt.NDArray[np.uint8], k: int | None, min_share: float
+) -> list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]]:
+    """The 8-connected regions of class `k` covering at least `min_share` of the map: (0/1 mask,
+    its connectedComponentsWithStats row)."""
+    if k is None:
+        return []
+    cls = (labels == k).astype(np.uint8)
+    least = min_share * labels.size
+    if cls.sum() < least:
+        return []
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(cls, connectivity=8)
+    return [((comp == j).astype(np.uint8), stats[j]) for j in range(1, n) if stats[j, cv2.CC_STAT_AREA] >= least]
+
+
 def region_evidence(
     labels: npt.NDArray[np.uint8],
     visible: npt.NDArray[np.bool_],
@@ -172,21 +187,10 @@ def region_evidence(
     items: list[Evidence] = []
     index = {n: i for i, n in enumerate(class_names)}
     for name, rule in rules.items():
-        k = index.get(name)
-        if k is None:
-            continue
-        cls = (labels == k).astype(np.uint8)
-        if cls.sum() < min_share * h * w:
-            continue
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(cls, connectivity=8)
-        for j in range(1, n):
-            area = int(stats[j, cv2.CC_STAT_AREA])
-            share = area / (h * w)
-            if share < min_share:
-                continue
-            region = (comp == j).astype(np.uint8)
+        for region, stats in _regions(labels, index.get(name), min_share):
+            share = int(stats[cv2.CC_STAT_AREA]) / (h * w)
             hidden = 1.0 - float(visible[region > 0].mean())
-            x, y, bw, bh = (int(v) for v in stats[j, :4])
+            x, y, bw, bh = (int(v) for v in stats[:4])
             norm = (x / w, y / h, (x + bw) / w, (y + bh) / h)
             items.append(
                 Evidence(
@@ -210,15 +214,7 @@ def overlay_polygons(
     index = {n: i for i, n in enumerate(class_names)}
     out: dict[str, list[list[list[float]]]] = {}
     for name in rules:
-        k = index.get(name)
-        if k is None:
-            continue
-        cls = (labels == k).astype(np.uint8)
-        if cls.sum() < min_share * h * w:
-            continue
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(cls, connectivity=8)
-        polys = [_outline((comp == j).astype(np.uint8), (w, h)) for j in range(1, n)
-                 if stats[j, cv2.CC_STAT_AREA] >= min_share * h * w]
+        polys = [_outline(region, (w, h)) for region, _ in _regions(labels, index.get(name), min_share)]
         if polys:
             out[name] = polys
     return out

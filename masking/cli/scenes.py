@@ -120,11 +120,10 @@ def run_train_fusion(args: argparse.Namespace) -> int:
     space, _ = feature_space(object_model, settings.scene_models)
     names = space.names()
     # features only: a placeholder model (no weights) gives the judge its feature space
-    judge = FusedJudge.for_model(
-        FusionModel(names, *(np.zeros(len(names)) for _ in range(3)), 0.0, object_model=object_model,
-                    scene_models=list(settings.scene_models)),
-        settings.scene_models,
-    )
+    zeros = np.zeros(len(names))
+    placeholder = FusionModel(names, zeros, zeros + 1.0, zeros, 0.0, object_model=object_model,
+                              scene_models=list(settings.scene_models))
+    judge = FusedJudge.for_model(placeholder, settings.scene_models)
     auditor = Auditor(settings, threads=args.threads, judge=judge)
     it = rows
     if show_progress():
