@@ -275,8 +275,11 @@ AXES_GRID: tuple[int, ...] = (0, 16, 32, 64)
 
 
 def _fit(x: npt.NDArray[np.float64], y: npt.NDArray[np.bool_], c: float) -> tuple[Any, Any]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as exc:  # training only: audits never import it
+        raise ModelError(f"training the fusion model needs scikit-learn: pip install 'masking[dev]' ({exc})") from exc
 
     scaler = StandardScaler().fit(x)
     lr = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x), y)
