@@ -244,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     p_dev = scored(refit, x_dv, emb_dv)
     rp, rr, *_ = _prf(list(zip(y_dv.tolist(), (p_dev >= shipped.review).tolist())))
     print(f"refitted on train/ with C {c:g}, {axes} axes: dev precision {rp:.3f}, recall {rr:.3f} (P >= {shipped.review})")
+    q = np.clip(p_dev, 1e-6, 1 - 1e-6)
+    print(f"calibration on dev: log-loss {-np.mean(np.where(y_dv, np.log(q), np.log(1 - q))):.3f}, "
+          f"Brier {np.mean((p_dev - y_dv) ** 2):.3f}; P bin: photos, mean P, share prohibited")
+    for lo, hi in ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.01)):
+        sel = (p_dev >= lo) & (p_dev < hi)
+        if sel.any():
+            print(f"  [{lo:.1f}, {min(hi, 1.0):.1f}): {int(sel.sum()):3d}, {p_dev[sel].mean():.2f}, {y_dv[sel].mean():.2f}")
 
     # 4. cross-validation over train + dev
     x_all = np.concatenate([x_tr, x_dv])
