@@ -53,8 +53,8 @@ CONTEXT_OBJECTS: tuple[str, ...] = (
 )
 SEG_CONTEXT: tuple[str, ...] = (
     "wall", "floor", "ceiling", "door", "windowpane", "cabinet", "table", "chair", "sofa", "desk",
-    "counter", "countertop", "stove", "refrigerator", "kitchen island", "car", "road", "sky", "tree",
-    "building", "stairs", "shelf", "curtain", "person", "seat", "swimming pool", "railing",
+    "counter", "countertop", "stove", "refrigerator", "car", "road", "sky", "tree",
+    "building", "stairs", "shelf", "curtain", "person", "seat", "railing",
     "lamp", "painting", "bookcase", "box", "plant", "grandstand", "column",
 )
 # ImageNet classes (as in the labels file, first name) -> the Art. 7 category they point to. Classes
