@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 MODELS_FROM ?=
 PULL_FROM := $(if $(MODELS_FROM),--from $(MODELS_FROM),)
-MODELS ?= yolox-nano yunet ultraface-rfb320 yolov8n-int8 yolo11n-int8 centerface nudenet-320n
+MODELS ?= yolox-nano yunet ultraface-rfb320 yolov8n-int8 yolo11n-int8 centerface nudenet-320n deeplabv3-ade20k mobilenetv2-imagenet mobilenetv1-embedding
 PYTEST_ARGS ?=
 
 # Debian packages the RTSP tests need (a real GStreamer RTSP server on loopback), and the headless

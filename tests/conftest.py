@@ -56,3 +56,11 @@ def corner_zones(tmp_path: Path) -> Path:
     p = tmp_path / "zones.yaml"
     p.write_text(CORNER_ZONES)
     return p
+def write_manifest(path: Path, rows: list[dict[str, str]], base: Path) -> Path:
+    """A manifest.csv at `path` naming `rows` (dev manifest rows) by absolute path under `base`."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "label", "prohibited", "art7_category"])
+        for r in rows:
+            w.writerow([str(base / r["file"]), r["label"], r["prohibited"], r["art7_category"]])
+    return path

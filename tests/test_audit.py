@@ -38,7 +38,7 @@ def fake(script: Callable[[int], Detections]) -> FakeDetector:
 
 
 def auditor(script: Callable[[int], Detections], **overrides: object) -> Auditor:
-    settings = settings_from({"models": ["yolox-nano"], "tiles": 1, **overrides})
+    settings = settings_from({"verdict": "rule", "models": ["yolox-nano"], "tiles": 1, **overrides})
     return Auditor(settings, {"yolox-nano": fake(script)})
 
 
@@ -120,7 +120,7 @@ def test_low_score_bed_is_review() -> None:
 def test_custom_evidence_map_without_code() -> None:
     emap = {"lockers": {"locker": EvidenceRule(category="changing_room", weight=0.9)}}
     det = FakeDetector(lambda i, f: Detections(np.array([[10, 10, 200, 300]], np.float32), np.array([0.8], np.float32), np.array([0], np.int32), ("locker",)), class_names=("locker",), name="lockers")
-    res = Auditor(settings_from({"models": ["yolox-nano"], "tiles": 1}), {"lockers": det}, evidence=emap).audit_frames(frames(), None, "x")
+    res = Auditor(settings_from({"verdict": "rule", "models": ["yolox-nano"], "tiles": 1}), {"lockers": det}, evidence=emap).audit_frames(frames(), None, "x")
     assert res.verdict == "violation" and res.category == "changing_room" and res.evidence[0].model == "lockers"
 
 
@@ -320,7 +320,7 @@ def test_tiles_map_boxes_back_and_count_once() -> None:
     img[300:420, 40:200] = 255  # one "bed", inside the bottom-left tile
     det = FakeDetector(bright_box_script(class_names=("bed",)), class_names=("bed",), name="fake")
     emap = {"fake": {"bed": EvidenceRule(category="guest_room", weight=0.9, several="dormitory")}}
-    a = Auditor(settings_from({"models": ["yolox-nano"], "tiles": 2}), {"fake": det}, evidence=emap)
+    a = Auditor(settings_from({"verdict": "rule", "models": ["yolox-nano"], "tiles": 2}), {"fake": det}, evidence=emap)
     res = a.audit_frames([AuditFrame(img, 0)], None, "x")
     assert det.calls == 2  # the whole view, then the 4 tiles in one batch
     [ev] = res.evidence  # seen in the view and in tiles: one bed, not a dormitory
@@ -346,7 +346,7 @@ def test_user_registry_maps_new_classes(tmp_path: Path, monkeypatch: pytest.Monk
         lambda i, f: Detections(np.array([[10, 10, 100, 200]], np.float32), np.array([0.7], np.float32), np.array([0], np.int32), ("urinal", "locker")),
         class_names=("urinal", "locker"), name="site-rooms",
     )
-    res = Auditor(settings_from({"models": ["site-rooms"]}), {"site-rooms": det}).audit_frames(frames(), None, "x")
+    res = Auditor(settings_from({"verdict": "rule", "models": ["site-rooms"]}), {"site-rooms": det}).audit_frames(frames(), None, "x")
     assert res.verdict == "violation" and res.category == "toilet" and res.evidence[0].class_name == "urinal"
 
 def test_tile_only_boxes_must_reach_tile_min_score() -> None:
@@ -361,7 +361,7 @@ def test_tile_only_boxes_must_reach_tile_min_score() -> None:
 
     def run(**overrides: object) -> AuditResult:
         det = FakeDetector(script, class_names=COCO80, name="yolox-nano")
-        st = settings_from({"models": ["yolox-nano"], "tiles": 2, **overrides})
+        st = settings_from({"verdict": "rule", "models": ["yolox-nano"], "tiles": 2, **overrides})
         return Auditor(st, {"yolox-nano": det}).audit_frames(frames(), None, "x")
 
     assert AuditSettings().tile_min_score == 0.5 and AuditSettings().tiles == 2
@@ -371,10 +371,14 @@ def test_tile_only_boxes_must_reach_tile_min_score() -> None:
     assert run(tiles=1, tile_min_score=0.3).verdict == "compliant"  # no tiles, no bed
 
 
-def test_default_models_are_the_measured_pair() -> None:
+def test_default_models_are_permissive() -> None:
+    """The default audit uses YOLOX-Nano and the scene models only (no AGPL model, no trained head);
+    the rule verdict (these tests) is opt-in. The earlier default pair stays available."""
     st = AuditSettings()
-    assert st.models == ["yolox-nano", "yolo11n-int8"] and "scenes" not in st.models  # no trained head needed
-    assert set(evidence_map(st.models)) == set(st.models)
+    assert st.verdict == "fusion" and st.models == ["yolox-nano"] and "scenes" not in st.models
+    reg = load_registry()
+    assert all(reg.get(m).license in ("Apache-2.0", "MIT") for m in [*st.models, *st.scene_models])
+    assert set(evidence_map(["yolox-nano", "yolo11n-int8"])) == {"yolox-nano", "yolo11n-int8"}
 
 
 def test_tile_halves_of_a_whole_view_object_are_not_two_objects() -> None:
@@ -391,7 +395,7 @@ def test_tile_halves_of_a_whole_view_object_are_not_two_objects() -> None:
 
     det = FakeDetector(script, class_names=("bed",), name="fake")
     emap = {"fake": {"bed": EvidenceRule(category="guest_room", weight=0.9, several="dormitory")}}
-    res = Auditor(settings_from({"models": ["yolox-nano"], "tiles": 2}), {"fake": det}, evidence=emap).audit_frames([AuditFrame(img, 0)], None, "x")
+    res = Auditor(settings_from({"verdict": "rule", "models": ["yolox-nano"], "tiles": 2}), {"fake": det}, evidence=emap).audit_frames([AuditFrame(img, 0)], None, "x")
     [ev] = res.evidence
     assert ev.xyxy == pytest.approx((200.0, 250.0, 450.0, 450.0)) and ev.score == pytest.approx(0.95)
     assert res.category == "guest_room" and res.verdict == "violation"

@@ -403,7 +403,7 @@ def test_cli_pull_list_verify_path(registry: Path, cache: Path, capsys: pytest.C
 
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["NAME", "FAMILY", "TASK", "LICENSE", "SIZE", "INSTALLED", "PATH"]
+    assert out[0].split() == ["NAME", "FAMILY", "TASK", "LICENSE", "SIZE", "INSTALLED", "PATH", "DEFAULT_FOR"]
     good = next(line for line in out if line.startswith("good "))
     assert good.split()[3:6] == ["MIT", f"{SIZE:,}", "yes"]
     assert next(line for line in out if line.startswith("missing ")).split()[5] == "no"

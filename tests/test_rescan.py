@@ -200,7 +200,7 @@ def test_a_crashed_worker_process_is_replaced_and_its_item_retried(tmp_path: Pat
     for k in range(4):
         cv2.imwrite(str(cams / f"cam{k}.png"), img)
     Path(f"{cams / 'cam1.png'}.crash-once").write_text("")
-    opts = RescanOptions(settings=AuditSettings(tiles=1).model_dump(), workers=1, attempts=3,
+    opts = RescanOptions(settings=AuditSettings(verdict="rule", tiles=1).model_dump(), workers=1, attempts=3,
                          factory=f"{__name__}:crashing_auditor")
     with Store(tmp_path / "s.sqlite") as store:
         res = run_rescan(load_fleet(cams), opts, store)
@@ -225,7 +225,7 @@ def test_failed_items_are_retried_recorded_and_the_rest_goes_on(tmp_path: Path) 
     (cams / "broken-cam" / "a.jpg").write_bytes(b"\xff\xd8 truncated")
     cv2.imwrite(str(cams / "flaky-cam" / "a.png"), img)
     Path(f"{cams / 'flaky-cam' / 'a.png'}.fail-once").write_text("")
-    opts = RescanOptions(settings=AuditSettings(tiles=1).model_dump(), workers=0, attempts=3,
+    opts = RescanOptions(settings=AuditSettings(verdict="rule", tiles=1).model_dump(), workers=0, attempts=3,
                          factory=f"{__name__}:flaky_auditor")
     with Store(tmp_path / "s.sqlite") as store:
         res = run_rescan(load_fleet(cams), opts, store)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_manifest
 
 from masking.art7 import SLEEPING_PLACE as SLEEPING
 from masking.art7 import WET_ROOM as WET
@@ -101,7 +101,7 @@ def test_classifier_is_a_whole_view_detector() -> None:
     assert det.confidence.tolist() == pytest.approx([1 / (2.0 + np.e), p_wet], abs=1e-5)
     # as evidence (registry rule): only wet_room counts, weak alone (review from P >= 0.56); its proposed
     # mask is the whole view -> re-aim; masking it all -> compliant
-    a = Auditor(settings_from({"models": ["scenes"]}), {"scenes": clf})
+    a = Auditor(settings_from({"verdict": "rule", "models": ["scenes"]}), {"scenes": clf})
     frame = [AuditFrame(np.zeros((100, 200, 3), np.uint8), 0)]
     res = a.audit_frames(frame, None, "x")
     assert res.verdict == "review" and res.category == "bathroom" and res.hidden_share == pytest.approx(1.0)
@@ -110,7 +110,7 @@ def test_classifier_is_a_whole_view_detector() -> None:
     assert a.audit_frames(frame, cam, "x").verdict == "compliant"
     # a sleeping place alone is no evidence: the head is sure of it, the audit is compliant
     sure = SceneHead(classes, head.mean, head.std, head.weights, np.array([0, 9, 0], np.float32))
-    res = Auditor(settings_from({"models": ["scenes"]}), {"scenes": SceneClassifier(entry, sure, features=clf.features)}).audit_frames(frame, None, "x")
+    res = Auditor(settings_from({"verdict": "rule", "models": ["scenes"]}), {"scenes": SceneClassifier(entry, sure, features=clf.features)}).audit_frames(frame, None, "x")
     assert res.verdict == "compliant" and res.evidence == []
 
 
@@ -148,14 +148,9 @@ def test_missing_head_says_how_to_train(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_scenes_train_command(tmp_path: Path, dev_dir: Path, dev_manifest: list[dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
     picked = [r for r in dev_manifest if r["label"] in ("hotel_room", "dorm_room")][:5]
     picked += [r for r in dev_manifest if r["prohibited"] == "no"][:5]
-    manifest = tmp_path / "manifest.csv"
-    with manifest.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "label", "prohibited", "art7_category"])
-        for r in picked:
-            w.writerow([str(dev_dir / r["file"]), r["label"], r["prohibited"], r["art7_category"]])
+    manifest = write_manifest(tmp_path / "manifest.csv", picked, dev_dir)
     out = tmp_path / "head.npz"
-    assert main(["scenes", "train", str(manifest), "--out", str(out), "--cv", "2"]) == 0
+    assert main(["scenes", "train-head", str(manifest), "--out", str(out), "--cv", "2"]) == 0  # `train` now fits the fusion
     text = capsys.readouterr().out
     assert "2-fold stratified cross-validation" in text and str(out) in text and "l2 " in text
     head = SceneHead.load(out)

@@ -10,14 +10,24 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from shapely.geometry.base import BaseGeometry
 
 from masking.art7 import article_for, kind_of
-from masking.audit.coverage import masked_union
+from masking.audit.coverage import area_share, masked_union
 from masking.audit.evidence import EvidenceMap, evidence_map, frame_evidence
+from masking.audit.fused import FusedJudge
 from masking.audit.proposal import propose_masks
-from masking.audit.result import AuditFrame, AuditResult, Evidence
+from masking.audit.result import AuditFrame, AuditResult, Evidence, ProposedMask
+from masking.audit.scene_evidence import SceneModels
 from masking.audit.settings import AuditSettings
-from masking.audit.verdict import KindScore, decide, frame_scores
+from masking.audit.verdict import (
+    Decision,
+    FrameJudgement,
+    KindScore,
+    decide,
+    decide_fused,
+    frame_scores,
+)
 from masking.config.zones import Camera
 from masking.detect.base import Detector
 from masking.detect.detections import Detections
@@ -102,8 +112,10 @@ class Auditor:
         settings: audit settings (default `AuditSettings()`).
         detectors: model name -> detector to use instead of loading `settings.models` (tests, or
             sharing loaded models); names must be registry models unless `evidence` maps them.
-        threads: ONNX Runtime threads per loaded model.
+        threads: ONNX Runtime / LiteRT threads per loaded model.
         evidence: model name -> class -> rule, instead of the registry's `evidence:` blocks.
+        scenes: the scene models to use instead of loading `settings.scene_models` (fusion only).
+        judge: the fusion judge (model + feature space) instead of loading `settings.fusion_model`.
     """
 
     def __init__(
@@ -113,12 +125,20 @@ class Auditor:
         threads: int = 2,
         *,
         evidence: EvidenceMap | None = None,
+        scenes: SceneModels | None = None,
+        judge: FusedJudge | None = None,
     ) -> None:
         self.settings = settings or AuditSettings()
         if detectors is None:
             detectors = load_evidence_models(self.settings.models, threads, self.settings.min_score)
         self.detectors: dict[str, Detector] = dict(detectors)
         self.evidence_map: EvidenceMap = evidence if evidence is not None else evidence_map(list(self.detectors))
+        self.scenes: SceneModels | None = None
+        self.judge: FusedJudge | None = None
+        if self.settings.verdict == "fusion":
+            self.judge = judge or FusedJudge.load(self.settings.fusion_model, self.settings.scene_models)
+            self.judge.check_detectors(list(self.detectors))
+            self.scenes = scenes if scenes is not None else SceneModels(self.settings.scene_models, threads)
 
     # ------------------------------------------------------------------ detection
     def _detect(self, image: npt.NDArray[np.uint8]) -> dict[str, Detections]:
@@ -142,28 +162,79 @@ class Auditor:
         """Audit the frames of one input (all of them: sample clips before, see `audit_path`)."""
         st = self.settings
         masked = masked_union(camera)
-        per_frame: list[tuple[int, dict[str, KindScore]]] = []
+        rule_frames: list[tuple[int, dict[str, KindScore]]] = []
+        fused_frames: list[tuple[int, FrameJudgement]] = []
         evidence: list[Evidence] = []
         snapshot: npt.NDArray[np.uint8] | None = None
         snapshot_frame: int | None = None
+        overlay: dict[str, object] | None = None
         best = -1.0
+        n_frames = 0
         for frame in frames:
             img = np.asarray(frame.image)
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or min(img.shape[:2]) < 2:
                 raise InputError(f"{input_name}: frame {frame.index} is not a BGR uint8 image (got {img.dtype} {img.shape})")
-            items = frame_evidence(self._detect(img), self.evidence_map, (img.shape[1], img.shape[0]), masked, st, frame.index, frame.time_s)
-            items = [replace(e, id=f"e{len(evidence) + k + 1}") for k, e in enumerate(items)]
+            n_frames += 1
+            outputs = self._detect(img)
+            size = (img.shape[1], img.shape[0])
+            if self.judge is None:
+                items = frame_evidence(outputs, self.evidence_map, size, masked, st, frame.index, frame.time_s)
+                items = [replace(e, id=f"e{len(evidence) + k + 1}") for k, e in enumerate(items)]
+                scores = frame_scores(items, st)
+                rule_frames.append((frame.index, scores))
+                top = max([s.strength for s in scores.values()] + [0.0])
+                frame_overlay = None
+            else:
+                assert self.scenes is not None
+                items, judgement, frame_overlay = self.judge.frame(
+                    outputs, self.evidence_map, self.scenes.observe(img), size, masked, st, frame.index,
+                    frame.time_s, first_id=len(evidence) + 1,
+                )
+                fused_frames.append((frame.index, judgement))
+                top = judgement.gated
             evidence += items
-            scores = frame_scores(items, st)
-            per_frame.append((frame.index, scores))
-            top = max([s.strength for s in scores.values()] + [0.0])
             if top > best:
-                best, snapshot, snapshot_frame = top, img, frame.index
-        if not per_frame:
+                best, snapshot, snapshot_frame, overlay = top, img, frame.index, frame_overlay
+        if not n_frames:
             raise InputError(f"{input_name}: no frames to audit")
-        decision = decide(per_frame, st)
-        to_cover = [e for e in evidence if not e.masked and kind_of(e.category) in decision.kinds]
+        fusion_doc: dict[str, object] | None = None
+        if self.judge is None:
+            decision = decide(rule_frames, st)
+            to_cover = [e for e in evidence if not e.masked and kind_of(e.category) in decision.kinds]
+        else:
+            decision = decide_fused(fused_frames, self.judge.violation, self.judge.review, st.min_frames)
+            to_cover = self._fused_cover(decision, fused_frames, evidence, masked)
+            fusion_doc = self.judge.document(fused_frames, snapshot_frame)
         proposals, hidden = propose_masks(to_cover, st.proposal_margin, masked)
+        return self._result(decision, evidence, proposals, hidden, camera, input_name, n_frames, snapshot,
+                            snapshot_frame, fusion_doc, overlay)
+
+    def _fused_cover(
+        self, decision: Decision, frames: list[tuple[int, FrameJudgement]], evidence: list[Evidence],
+        masked: BaseGeometry | None,
+    ) -> list[Evidence]:
+        """What the proposed masks must hide: the deciding items of the frames that made the verdict,
+        or the whole view when a frame decided without localised evidence."""
+        if decision.verdict == "compliant":
+            return []
+        made = [j for i, j in frames if i in decision.evidence_frames]
+        ids = {e for j in made for e in j.items}
+        cover = [e for e in evidence if e.id in ids]
+        if any(j.whole_view for j in made):
+            cover.append(Evidence(
+                id="view", class_name="whole view", model="fusion", category=decision.category or "none",
+                score=1.0, weight=1.0, strength=1.0, strong=True, xyxy=(0.0, 0.0, 1.0, 1.0),
+                xyxy_norm=(0.0, 0.0, 1.0, 1.0), masked=False, masked_share=area_share(masked),
+                frame=(decision.evidence_frames or [frames[0][0]])[0],
+            ))
+        return cover
+
+    def _result(
+        self, decision: Decision, evidence: list[Evidence], proposals: list[ProposedMask], hidden: float,
+        camera: Camera | None, input_name: str, n_frames: int, snapshot: npt.NDArray[np.uint8] | None,
+        snapshot_frame: int | None, fusion_doc: dict[str, object] | None, overlay: dict[str, object] | None,
+    ) -> AuditResult:
+        st = self.settings
         if decision.verdict == "violation":
             recommendation = "re-aim" if hidden > st.max_hidden_share else "add-masks"
         elif decision.verdict == "review":
@@ -176,6 +247,7 @@ class Auditor:
             reason += f"; {n_masked} evidence item(s) already masked by the camera's zones"
         if recommendation == "re-aim":
             reason += f"; the masks would hide {hidden:.0%} of the view (> {st.max_hidden_share:.0%}): move or re-aim the camera"
+        models = list(self.detectors) + (self.scenes.names if self.scenes is not None else [])
         return AuditResult(
             input=input_name,
             camera_id=camera.camera_id if camera else None,
@@ -187,13 +259,15 @@ class Auditor:
             proposed_masks=proposals,
             hidden_share=hidden if proposals else 0.0,
             recommendation=recommendation,  # type: ignore[arg-type]
-            frames_sampled=len(per_frame),
+            frames_sampled=n_frames,
             evidence_frames=decision.evidence_frames,
             category_strengths=decision.strengths,
-            models=list(self.detectors),
+            models=models,
             reason=reason,
             snapshot=snapshot,
             snapshot_frame=snapshot_frame,
+            fusion=fusion_doc,
+            segmentation=overlay,
         )
 
     def audit_path(self, path: Path, camera: Camera | None) -> AuditResult:

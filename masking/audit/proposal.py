@@ -1,7 +1,9 @@
 """The fix for a violation: privacy-mask polygons that cover the unmasked evidence, with a margin.
 
 Each evidence box (normalised) is grown by `proposal_margin` of its size on every side and clipped
-to the view; overlapping boxes (the same object over several frames, a bed and its neighbour) are
+to the view; a segmented region (an item with a `polygon`) is grown as an outline instead, by
+`proposal_margin` of its box's mean side plus `REGION_SLACK` (two cells of the 129x129 class map,
+which the outline may cut by up to one), so its mask follows the bed or shower, not its box; overlapping boxes (the same object over several frames, a bed and its neighbour) are
 merged into one simple polygon (the outline of their union: holes are filled, hiding more rather
 than less). Coordinates are rounded outwards to 1e-4 so the polygon still covers its evidence.
 """
@@ -19,6 +21,7 @@ from masking.audit.coverage import area_share
 from masking.audit.result import Evidence, ProposedMask
 
 _GRID = 1e-4
+REGION_SLACK = 2.0 / 129.0
 
 
 def _grown_boxes(items: list[Evidence], margin: float) -> list[Polygon]:
@@ -32,6 +35,25 @@ def _grown_boxes(items: list[Evidence], margin: float) -> list[Polygon]:
     g[:, 2:] = np.ceil(g[:, 2:] / _GRID) * _GRID
     g = np.clip(g, 0.0, 1.0)
     return list(shapely.box(g[:, 0], g[:, 1], g[:, 2], g[:, 3]))
+
+
+def _grown(items: list[Evidence], margin: float) -> list[Polygon]:
+    """One grown shape per item: boxes as boxes, regions as their buffered outline."""
+    boxes = _grown_boxes(items, margin)
+    view = shapely.box(0.0, 0.0, 1.0, 1.0)
+    out: list[Polygon] = []
+    for e, box in zip(items, boxes):
+        if e.polygon is None or len(e.polygon) < 3:
+            out.append(box)
+            continue
+        x0, y0, x1, y1 = e.xyxy_norm
+        dist = margin * 0.5 * ((x1 - x0) + (y1 - y0)) + REGION_SLACK
+        region = Polygon(e.polygon).buffer(0.0).buffer(dist, join_style="mitre", mitre_limit=2.0)
+        region = region.simplify(_GRID * 10).buffer(_GRID * 10, join_style="mitre")
+        grown = region.intersection(view)
+        parts = _parts(grown)
+        out.append(max(parts, key=lambda g: g.area) if parts else box)
+    return out
 
 
 def _parts(geom: BaseGeometry) -> list[Polygon]:
@@ -55,7 +77,7 @@ def propose_masks(
     added to `already_masked` (the camera's masked zones). Masks are ordered largest first."""
     if not items:
         return [], area_share(already_masked)
-    boxes = _grown_boxes(items, margin)
+    boxes = _grown(items, margin)
     merged = shapely.union_all(boxes)
     masks: list[ProposedMask] = []
     parts = sorted(_parts(merged), key=lambda p: -p.area)

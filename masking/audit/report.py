@@ -27,7 +27,8 @@ def audit_picture(result: AuditResult, camera: Camera | None, privacy: PrivacyFi
     if result.snapshot is None:
         return None
     shown = [e for e in result.evidence if e.frame == result.snapshot_frame]
-    return report_picture(result.snapshot, camera, privacy, shown, [m.polygon for m in result.proposed_masks])
+    return report_picture(result.snapshot, camera, privacy, shown, [m.polygon for m in result.proposed_masks],
+                          segmentation=result.segmentation)
 
 
 def render_audit_pages(

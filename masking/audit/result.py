@@ -45,8 +45,15 @@ class Evidence:
     masked_share: float
     frame: int
     time_s: float | None = None
+    polygon: list[list[float]] | None = None  # a segmented region's outline (normalised), else None
+    contribution: float | None = None  # the item's share of the fused verdict's log-odds (fusion)
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.polygon is not None:
+            extra["polygon"] = [list(p) for p in self.polygon]
+        if self.contribution is not None:
+            extra["contribution"] = round(self.contribution, 4)
         return {
             "id": self.id,
             "class_name": self.class_name,
@@ -62,6 +69,7 @@ class Evidence:
             "masked_share": round(self.masked_share, 4),
             "frame": self.frame,
             "time_s": None if self.time_s is None else round(self.time_s, 3),
+            **extra,
         }
 
 
@@ -95,8 +103,11 @@ def zones_snippet(masks: list[dict[str, Any]]) -> str:
 class AuditResult:
     """The audit of one input (image or clip) against one camera's zones.
 
-    `confidence`: for violation/review the (persistent) strength of the deciding category, for
-    compliant 1 minus the strongest unmasked category strength. `hidden_share`: the share of the view
+    `confidence`: for violation/review the (persistent) strength of the deciding category (fusion:
+    the calibrated P(prohibited place)), for compliant 1 minus it. `fusion`: with the fused verdict,
+    P per sampled frame, the thresholds and the contributions (log-odds) of each source in the
+    snapshot frame; `segmentation`: the segmenter's evidence classes in the snapshot frame as
+    outlines (normalised polygons per class), for a coarse overlay without pixels of the view. `hidden_share`: the share of the view
     hidden once the proposed masks are added to the camera's masked zones. `snapshot` is the frame
     shown in reports (the one with the strongest evidence); it is not part of the JSON.
     """
@@ -118,6 +129,8 @@ class AuditResult:
     reason: str = ""
     snapshot: npt.NDArray[np.uint8] | None = field(default=None, repr=False)
     snapshot_frame: int | None = None
+    fusion: dict[str, Any] | None = None  # the fused verdict's explanation (see `fusion_explanation`)
+    segmentation: dict[str, Any] | None = None  # coarse overlay of the snapshot frame (see `overlay`)
 
     @property
     def masked_evidence(self) -> list[Evidence]:
@@ -157,6 +170,8 @@ class AuditResult:
             "models": list(self.models),
             "evidence": [e.to_dict() for e in self.evidence],
             "proposed_masks": [m.to_dict() for m in self.proposed_masks],
+            **({"fusion": self.fusion} if self.fusion is not None else {}),
+            **({"segmentation": self.segmentation} if self.segmentation is not None else {}),
         }
 
 

@@ -184,13 +184,16 @@ def train_head(
     )
 
 
-def stratified_folds(labels: Sequence[str], k: int, seed: int = 0) -> list[npt.NDArray[np.int64]]:
-    """`k` test folds, each class spread evenly over them (shuffled with `seed`)."""
+def stratified_folds(
+    labels: Sequence[object], k: int, seed: int = 0, classes: Sequence[object] | None = None
+) -> list[npt.NDArray[np.int64]]:
+    """`k` test folds, each class spread evenly over them (shuffled with `seed`); classes are taken
+    in `classes` order (default: sorted)."""
     rng = np.random.default_rng(seed)
     folds: list[list[int]] = [[] for _ in range(k)]
     lab = np.asarray(labels)
     offset = 0
-    for cls in sorted(set(labels)):
+    for cls in classes if classes is not None else sorted(set(labels)):  # type: ignore[type-var]
         idx = np.flatnonzero(lab == cls)
         rng.shuffle(idx)
         for j, i in enumerate(idx):

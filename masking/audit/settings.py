@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import ConfigDict, Field, model_validator
 
 from masking.config.validation import StrictModel, format_validation_error
@@ -20,22 +22,44 @@ class AuditSettings(StrictModel):
       violation from 0.40 (the same class at 0.45);
     - detectors: two COCO models on the whole view and on 2x2 tiles, where a tile alone must be more
       sure than not (`tile_min_score` 0.5), chosen by measurement among the pairs of registry models;
-    - the scene classifier (opt-in, operator-trained) speaks only for what COCO cannot see: wet rooms.
-    Measured on 73 dev photos (benchmarks/audit_quality.py): detectors P 0.89 / R 0.89; with the
-    scene classifier, 5-fold CV x 5 seeds, P 0.87 +- 0.01 / R 0.93 +- 0.01.
+    - the default verdict is the fusion model (`verdict`): see docs/audit.md for how it was trained
+      and measured (benchmarks/audit_quality.py); the thresholds below are the `rule` verdict's.
     """
 
     model_config = ConfigDict(frozen=False)
 
+    verdict: Literal["fusion", "rule"] = Field(
+        "fusion",
+        description="How evidence becomes a verdict. `fusion` (default): a logistic model over the object "
+        "detector's evidence and the scene models' evidence gives a calibrated P(prohibited place), turned into "
+        "a verdict by the thresholds stored with it (masking/models/fusion.json; see docs/audit.md); a view "
+        "needs unmasked localised evidence (boxes or segmented regions) to be flagged. `rule`: the earlier "
+        "fixed rule (registry weight x detector score; see `masking.audit.verdict`), detectors only.",
+    )
     models: list[str] = Field(
-        default_factory=lambda: ["yolox-nano", "yolo11n-int8"],
+        default_factory=lambda: ["yolox-nano"],
         min_length=1,
-        description="Registry models whose detections are evidence. Default: YOLOX-Nano + YOLO11n-int8, each on "
-        "the whole view and on 2x2 tiles (see `tiles`, `tile_min_score`): on the dev set (73 photos) precision "
-        "0.89, recall 0.89, the best balance of the detector-only options measured (YOLOX-Nano + YOLOv8n-int8 "
-        "whole view: 0.94/0.84, 2-3x slower). Detectors cannot reach a recall of 0.90 there: 4 of the 38 "
-        "prohibited photos (lockers, urinals) show no COCO object. With a trained scene classifier use "
-        "[yolox-nano, yolo11n-int8, scenes] (5-fold CV x 5 seeds: see README, 'Measured quality').",
+        description="Object detectors whose detections are evidence. Default: YOLOX-Nano (Apache-2.0) on the "
+        "whole view and on 2x2 tiles; the fusion model reads its boxes. AGPL models (yolo11n-int8, "
+        "yolov8n-int8) are opt-in: with `verdict: rule` they are evidence as before ([yolox-nano, "
+        "yolo11n-int8] was the earlier default: dev precision 0.895, recall 0.895); with the fusion they are "
+        "shown as evidence but do not decide.",
+    )
+    scene_models: list[str] = Field(
+        default_factory=lambda: ["deeplabv3-ade20k", "mobilenetv2-imagenet", "mobilenetv1-embedding"],
+        description="Scene models (registry task `scenes`, all Apache-2.0) run on every sampled frame for the "
+        "fusion verdict: segmentation (class shares, evidence regions), ImageNet scores, embedding. "
+        "Ignored by `verdict: rule`.",
+    )
+    fusion_model: str | None = Field(
+        None,
+        description="Fusion model file (JSON) written by `masking scenes train`; default: the one shipped "
+        "with masking (masking/models/fusion.json, trained on 259 labelled photos, see docs/audit.md).",
+    )
+    min_region_share: float = Field(
+        0.005, ge=0.0, le=0.5,
+        description="A segmented region of an evidence class (bed, toilet, shower...) counts as localised "
+        "evidence from this share of the view (0.5 %: about 80 cells of the 129x129 class map).",
     )
     min_score: float = Field(
         0.15, ge=0.01, le=0.9,

@@ -130,3 +130,83 @@ def decide(per_frame: list[tuple[int, dict[str, KindScore]]], settings: AuditSet
         f"unmasked evidence too weak (strongest {best_unmasked:.2f} < {settings.review_threshold})"
     )
     return Decision("compliant", None, 1.0 - best_unmasked, [], [], strengths, reason)
+
+
+# --------------------------------------------------------------------------- the fused verdict
+@dataclass(frozen=True)
+class FrameJudgement:
+    """The fusion model's view of one frame.
+
+    `p`: P(prohibited place). `gated`: P as it may count, 0 when the frame has no unmasked
+    localised evidence (deciding items) but has masked evidence (the camera's zones already hide
+    what made it look like one); a frame with no localised evidence at all keeps P, and the whole
+    view is then its evidence (`whole_view`). `items`: the deciding evidence ids (unmasked items
+    pushing towards prohibited). `groups`: contribution per source (log-odds). `category`: the
+    category with the largest positive contribution (None when only unlocalised sources pushed).
+    """
+
+    p: float
+    gated: float
+    category: str | None
+    items: tuple[str, ...]
+    whole_view: bool
+    masked_only: bool
+    groups: dict[str, float]
+    logit: float
+
+
+def judge_frame(
+    p: float, logit: float, groups: dict[str, float], items: list[Evidence],
+    group_category: dict[str, str | None], view_masked: bool,
+) -> FrameJudgement:
+    """Gate and name one frame (see `FrameJudgement`). `items` carry their contributions; an item's
+    group is `obj:<class>` (boxes) or `seg:<class>` (regions); `group_category` maps groups to the
+    category they point to; `view_masked`: the zones hide most of the view."""
+    deciding = [e for e in items if not e.masked and (e.contribution or 0.0) > 0.0]
+    masked_only = not deciding and any(e.masked for e in items)
+    whole_view = not deciding and not masked_only
+    gated = p if deciding or (whole_view and not view_masked) else 0.0
+    per_cat: dict[str, float] = {}
+    for g, c in groups.items():
+        cat = group_category.get(g)
+        if cat and c > 0:
+            per_cat[cat] = per_cat.get(cat, 0.0) + c
+    for e in deciding:  # a dormitory item (several or stacked beds) names the place
+        if e.category == "dormitory":
+            per_cat["dormitory"] = per_cat.get("dormitory", 0.0) + per_cat.pop("guest_room", 0.0) + 1e-6
+    category = max(per_cat, key=lambda k: per_cat[k]) if per_cat else None
+    return FrameJudgement(p, gated, category, tuple(e.id for e in deciding), whole_view, masked_only, groups, logit)
+
+
+def decide_fused(per_frame: list[tuple[int, FrameJudgement]], violation: float, review: float, min_frames: int) -> Decision:
+    """A verdict from the frames' gated probabilities: the k-th highest (k = min(min_frames, n))
+    must reach `violation` (violation) or `review` (review); a frame alone above `violation` when k
+    frames are not gives a review; otherwise compliant (confidence 1 - that probability)."""
+    n = len(per_frame)
+    k = max(1, min(min_frames, n))
+    g = np.array([j.gated for _, j in per_frame])
+    persistent = _kth(g, k)
+    top = float(g.max())
+    frames = [i for i, j in per_frame if j.gated >= review]
+    cats = [j.category for _, j in per_frame if j.gated >= review and j.category]
+    category = max(set(cats), key=lambda c: (cats.count(c), _PRIORITY.get(c, 0))) if cats else None
+    strengths: dict[str, float] = {}
+    for _, j in per_frame:
+        if j.category:
+            strengths[j.category] = max(strengths.get(j.category, 0.0), j.gated)
+    what = f"a {category}" if category else "a prohibited place (whole view)"
+    if persistent >= violation:
+        return Decision("violation", category, persistent, ["fusion"], frames, strengths,
+                        f"P({what}) = {persistent:.2f} >= {violation:.2f} in at least {k} of {n} sampled frames")
+    if persistent >= review:
+        return Decision("review", category, persistent, ["fusion"], frames, strengths,
+                        f"P({what}) = {persistent:.2f}: between the review ({review:.2f}) and violation ({violation:.2f}) thresholds")
+    if top >= violation:
+        return Decision("review", category, top, ["fusion"], frames, strengths,
+                        f"P({what}) = {top:.2f} in {int((g >= violation).sum())} of {n} sampled frames (needs {k})")
+    p_max = max(j.p for _, j in per_frame)
+    if p_max >= review and all(j.masked_only or j.gated < review for _, j in per_frame):
+        reason = f"the view looks like a prohibited place (P {p_max:.2f}) but its evidence is masked by the camera's zones"
+    else:
+        reason = f"P(prohibited place) = {persistent:.2f} < {review:.2f}"
+    return Decision("compliant", None, 1.0 - persistent, [], [], strengths, reason)

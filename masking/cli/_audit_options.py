@@ -8,7 +8,7 @@ from typing import Any
 
 from masking.errors import ConfigError
 
-_FIELDS = ("models", "sample_fps", "max_frames", "tiles")
+_FIELDS = ("models", "sample_fps", "max_frames", "tiles", "verdict", "scene_models", "fusion_model")
 
 
 def add_audit_settings_options(p: argparse.ArgumentParser) -> None:
@@ -19,9 +19,22 @@ def add_audit_settings_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--models", nargs="+", metavar="MODEL",
-        help="Evidence models (default yolox-nano yolo11n-int8: the best measured detector pair; add `scenes` "
-        "once a scene classifier is trained: --models yolox-nano yolo11n-int8 scenes, which finds wet rooms "
-        "COCO has no object for).",
+        help="Object detectors (default yolox-nano, Apache-2.0). AGPL models are opt-in: with --verdict rule, "
+        "--models yolox-nano yolo11n-int8 is the earlier default pair (add `scenes` for a trained scene head).",
+    )
+    p.add_argument(
+        "--verdict", choices=("fusion", "rule"),
+        help="fusion (default): calibrated P(prohibited place) from the detector's boxes and the scene models "
+        "(segmentation, ImageNet, embedding); rule: the earlier fixed rule on detector scores only.",
+    )
+    p.add_argument(
+        "--scene-models", nargs="+", metavar="MODEL",
+        help="Scene models for the fusion verdict (default deeplabv3-ade20k mobilenetv2-imagenet "
+        "mobilenetv1-embedding, all Apache-2.0).",
+    )
+    p.add_argument(
+        "--fusion-model", metavar="FILE",
+        help="A fusion model written by `masking scenes train` (default: the one shipped with masking).",
     )
     p.add_argument(
         "--sample-fps", type=float, metavar="FPS",

@@ -34,7 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     msub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
-    p = msub.add_parser("list", help="Each model, its licence, and whether it is installed.")
+    p = msub.add_parser(
+        "list",
+        help="Each model, its licence, whether it is installed, and which commands use it by default.",
+        description="DEFAULT_FOR names the commands that use a model without being told to (audit and rescan: "
+        "YOLOX-Nano and the three scene models, all permissively licensed; AGPL models are opt-in).",
+    )
     p.add_argument("--json", action="store_true", help="Machine-readable output (one JSON array).")
     p.set_defaults(handler=_cmd_list)
 
@@ -90,7 +95,24 @@ def _entries(names: list[str]) -> list[ModelEntry]:
     return [registry.get(n) for n in dict.fromkeys(names)]
 
 
-def _row(check: FileCheck) -> dict[str, Any]:
+def default_uses() -> dict[str, list[str]]:
+    """Model name -> the commands that use it by default (`models list`: which defaults each command
+    uses). Audits and rescans: the AuditSettings defaults (object detector + scene models, fused
+    verdict); `detect`: its --model default; `filter --detect PRESET`: the presets' models."""
+    from masking.audit import AuditSettings
+    from masking.detect.dynamic import PRESETS
+
+    st = AuditSettings()
+    uses: dict[str, list[str]] = {}
+    for name in [*st.models, *st.scene_models]:
+        uses.setdefault(name, []).extend(["audit", "rescan"])
+    uses.setdefault("yolox-nano", []).append("detect")
+    for preset, spec in PRESETS.items():
+        uses.setdefault(spec.model, []).append(f"filter --detect {preset}")
+    return uses
+
+
+def _row(check: FileCheck, uses: dict[str, list[str]] | None = None) -> dict[str, Any]:
     e = check.entry
     installed, problem = _INSTALLED[check.state], check.reason or None
     if e.head is not None and installed == "yes":  # a scene classifier needs its trained head as well
@@ -109,6 +131,7 @@ def _row(check: FileCheck) -> dict[str, Any]:
         "path": str(check.path) if check.path else None,
         "problem": problem,
         "source": f"package {e.package.name}" if e.package else ("upstream" if e.urls else "mirror only"),
+        "default_for": ", ".join((uses or {}).get(e.name, [])) or None,
     }
 
 
@@ -127,11 +150,12 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    rows = [_row(check_installed(e, full=True)) for e in load_registry().models]
+    uses = default_uses()
+    rows = [_row(check_installed(e, full=True), uses) for e in load_registry().models]
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    _print_table(rows, ["name", "family", "task", "license", "size", "installed", "path"])
+    _print_table(rows, ["name", "family", "task", "license", "size", "installed", "path", "default_for"])
     for r in rows:
         if r["problem"]:
             print(f"{r['name']}: {r['problem']}", file=sys.stderr)

@@ -21,7 +21,12 @@ from masking.config.validation import StrictModel, format_validation_error, repe
 from masking.config.yamlio import load_yaml
 from masking.errors import ConfigError, ModelError
 
-Family = Literal["ultralytics", "yolox", "yunet", "ultraface", "centerface", "scenes"]
+Family = Literal[
+    "ultralytics", "yolox", "yunet", "ultraface", "centerface", "scenes",
+    "litert-segmentation", "litert-classifier", "litert-embedding",
+]
+# Label lists shipped as package data (masking/models/labels/NAME.json), named by `classes:`
+LABEL_FILES = ("ade20k150", "imagenet1001")
 
 COCO80: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -72,8 +77,10 @@ class ModelEntry(_Strict):
     size: int = Field(gt=0, description="File size in bytes.")
     license: str
     input_size: tuple[int, int] | None = Field(None, description="[width, height]; null = dynamic.")
-    classes: Literal["coco80", "metadata"] | list[str] = Field(
-        description="Class names: a list, `coco80`, or `metadata` (read from the ONNX file's `names`)."
+    classes: Literal["coco80", "metadata", "ade20k150", "imagenet1001"] | list[str] = Field(
+        description="Class names: a list, `coco80`, `metadata` (read from the ONNX file's `names`), or a "
+        "label list shipped with the package (`ade20k150`: index 0 unlabelled + ADE20K's 150; "
+        "`imagenet1001`: index 0 background + ImageNet's 1000), in output order."
     )
     mask_classes: list[str] = Field(default_factory=list, description="Classes masked by default.")
     urls: list[str] = Field(default_factory=list, description="Upstream download URLs, tried in order.")
@@ -105,6 +112,8 @@ class ModelEntry(_Strict):
             return COCO80
         if isinstance(self.classes, list):
             return tuple(self.classes)
+        if self.classes in LABEL_FILES:
+            return label_list(self.classes)
         return None
 
 
@@ -138,6 +147,17 @@ def packaged_registry_path() -> Path:
     if not isinstance(res, Path):  # a zip import: masking needs its package data on disk
         raise ConfigError(f"{res}: the packaged model registry is not a file on disk (install masking unzipped)")
     return res
+@lru_cache(maxsize=4)
+def label_list(name: str) -> tuple[str, ...]:
+    """A label list shipped as package data (`LABEL_FILES`), in the model's output order."""
+    import json
+
+    path = Path(__file__).resolve().parent / "labels" / f"{name}.json"
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot read the label list {name!r} ({exc}); reinstall masking") from exc
+    return tuple(str(n) for n in names)
 
 
 def default_registry_path() -> Path:

@@ -24,9 +24,9 @@ looking at one camera, who needs to see what the evidence is.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -159,10 +159,14 @@ def report_picture(
     proposals: Iterable[Sequence[Sequence[float]]] = (),
     side: int = PICTURE_SIDE,
     labels: bool = True,
+    segmentation: Mapping[str, Any] | None = None,
 ) -> Picture:
-    """The picture of a view for a report or a store: made safe (`privacy`), downscaled, annotated."""
+    """The picture of a view for a report or a store: made safe (`privacy`), downscaled, with the
+    audit's coarse segmentation overlay (`masking.audit.overlay`) and annotated."""
+    from masking.audit.overlay import draw_segmentation
+
     safe, mode, faces, note = privacy.apply(frame, camera)
-    img = annotate(downscale(safe, side), camera, evidence, proposals, labels=labels)
+    img = annotate(draw_segmentation(downscale(safe, side), segmentation), camera, evidence, proposals, labels=labels)
     if mode == "blurred":
         draw_banner(img, f"blurred: {note}"[:80], palette.ERROR)
     return Picture(encode_jpeg(img), mode, faces, note)
