@@ -58,7 +58,7 @@ def _bed_script(_: int, frame: np.ndarray) -> Detections:
 
 
 def fake_auditor() -> Auditor:
-    return Auditor(settings_from({"models": ["yolox-nano"], "tiles": 1}),
+    return Auditor(settings_from({"models": ["yolox-nano"], "tiles": 1, "verdict": "rule"}),
                    {"yolox-nano": FakeDetector(_bed_script, class_names=COCO80, name="yolox-nano")})
 
 

@@ -107,7 +107,7 @@ def bed_auditor() -> Auditor:
 
     det = FakeDetector(bed, class_names=("bed",), name="fake")
     emap = {"fake": {"bed": EvidenceRule(category="guest_room", weight=0.9, several="dormitory")}}
-    return Auditor(AuditSettings(models=["yolox-nano"], tiles=1), {"fake": det}, evidence=emap)
+    return Auditor(AuditSettings(models=["yolox-nano"], tiles=1, verdict="rule"), {"fake": det}, evidence=emap)
 
 
 def bed_frame(image: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.uint8]:
