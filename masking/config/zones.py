@@ -181,6 +181,16 @@ class DetectSpec(_Strict):
         640, ge=64, le=4096,
         description="Detect on a copy downscaled so its long side is at most this; boxes map back.",
     )
+    native: bool = Field(
+        False,
+        description="When the frame is larger than `max_side`, detect at source resolution instead, "
+        "re-examining only the parts of the picture that changed: finds faces too small for the shrunk copy.",
+    )
+    heads: bool = Field(
+        False,
+        description="Mask the head region of each (person) box, as an ellipse, instead of the whole box: "
+        "a person seen from behind is still masked where a face detector sees no face.",
+    )
 
 
 class DetectConfig(_Strict):
@@ -198,6 +208,11 @@ class DetectConfig(_Strict):
     )
     max_latency_ms: float = Field(
         1000.0, gt=0, le=60000, description="Deadline for a detection result before the fail policy applies."
+    )
+    track_frames: int = Field(
+        12, ge=0, le=300,
+        description="Keep masking a face/person track this many frames after its last detection, moved "
+        "and grown with its velocity (0: no tracker). Only ever adds masks.",
     )
 
 
