@@ -57,7 +57,7 @@ def thumbnail(grey: npt.NDArray[np.uint8]) -> Thumb:
 
 
 def bgr_thumbnail(frame: npt.NDArray[np.uint8]) -> Thumb:
-    return thumbnail(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    return thumbnail(np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), np.uint8))
 
 
 @dataclass
@@ -162,6 +162,18 @@ class NativePass:
         keys: Sequence[Hashable | None] = streams if streams is not None else [None] * n
         if len(keys) != n:
             raise DetectorError(f"{len(keys)} stream keys for {n} frames")
+        try:
+            return self._detect(frame, thumbs, width, height, keys)
+        except BaseException:
+            # the memory may hold thumbnails whose detections were never stored: forget it, so the
+            # next frame of these streams is examined whole (never reuse what nobody looked at)
+            for key in keys:
+                self.forget(key)
+            raise
+
+    def _detect(self, frame: Callable[[int], npt.NDArray[np.uint8]], thumbs: Sequence[Thumb],
+                width: int, height: int, keys: Sequence[Hashable | None]) -> list[Detections]:
+        n = len(thumbs)
         plans: list[tuple[npt.NDArray[np.int64], _Memory | None]] = []
         groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # crop (w, h) -> [(frame, crop)]
         for k in range(n):
