@@ -215,9 +215,9 @@ class DynamicMasks:
         """`detect` on full-resolution yuv420p buffers, (N, H*3/2, W) or one (H*3/2, W).
 
         Each detector's shrunk BGR input is made from the planes by `yuv420p_to_bgr` (with the
-        source's `colour` tags): the very pixels `detect` gets from bgr24-decoded frames. Source-
-        resolution tiles are cut from OpenCV's BT.601 conversion of the planes, and the change test
-        reads the Y plane. Boxes are in full-resolution pixels, as from `detect`.
+        source's `colour` tags): the very pixels `detect` gets from bgr24-decoded frames, at the
+        shrunk size and, for the source-resolution pass, at full size (the change test reads the Y
+        plane). Boxes are in full-resolution pixels, as from `detect`.
         """
         batch = bufs[None] if bufs.ndim == 2 else bufs
         if batch.dtype != np.uint8 or batch.ndim != 3 or batch.shape[1] % 3:
@@ -229,8 +229,8 @@ class DynamicMasks:
             out = np.stack([yuv420p_to_bgr(np.ascontiguousarray(b), width, height, (sw, sh), colour) for b in batch])
             return out, width / sw, height / sh
 
-        def full(k: int) -> npt.NDArray[np.uint8]:
-            return np.asarray(cv2.cvtColor(np.ascontiguousarray(batch[k]), cv2.COLOR_YUV2BGR_I420), np.uint8)
+        def full(k: int) -> npt.NDArray[np.uint8]:  # FFmpeg's conversion here too: the bgr24 path's very pixels
+            return yuv420p_to_bgr(np.ascontiguousarray(batch[k]), width, height, (width, height), colour)
 
         return self._detect(n, width, height, small, lambda: [thumbnail(b[:height]) for b in batch], full, streams)
 
