@@ -147,7 +147,7 @@ def test_presets() -> None:
     assert cfg.detectors[0].shape == "ellipse" and cfg.detectors[0].classes == ["face"]
     assert cfg.detectors[1].classes is None  # the registry's exposed-body mask_classes
     assert len(detect_config_from_preset(" faces , faces ").detectors) == 1
-    with pytest.raises(ConfigError, match="unknown detect preset.*'hands'.*faces, bodies"):
+    with pytest.raises(ConfigError, match="unknown detect preset.*'hands'.*faces, persons, heads, bodies"):
         detect_config_from_preset("faces,hands")
     with pytest.raises(ConfigError, match="empty"):
         detect_config_from_preset(" , ")
