@@ -164,6 +164,8 @@ class ResultBoard:
 
 @dataclass(frozen=True)
 class FrameMasking:
+    """How one frame is masked: the rule that applies and the boxes it draws."""
+
     masked_by: MaskedBy
     boxes: MaskBoxes | None  # boxes to draw, already grown
     late: bool = False  # the frame's own key result was not there in time
@@ -182,7 +184,7 @@ def _grown(r: Result, index: int, motion_px: float, w: int, h: int) -> MaskBoxes
 
 
 def choose_masking(index: int, deadline: float | None, policy: MaskPolicy, board: ResultBoard, w: int, h: int,
-           arrival: float | None = None) -> FrameMasking:
+                   arrival: float | None = None) -> FrameMasking:
     """Which rule masks frame `index` (see the module docstring)."""
     motion = policy.hold_motion * max(w, h)
     fail = MaskedBy.policy_full if policy.fail_policy == "full" else MaskedBy.policy_zones
