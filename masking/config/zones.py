@@ -179,12 +179,14 @@ class DetectSpec(_Strict):
     shape: Literal["ellipse", "box"] = Field("box", description="Mask shape drawn for each detection.")
     max_side: int = Field(
         640, ge=64, le=4096,
-        description="Detect on a copy downscaled so its long side is at most this; boxes map back.",
+        description="Detect on a copy downscaled so its long side is at most this; boxes map back. A lower "
+        "value is faster and misses small faces (a privacy trade-off); `native` looks at full resolution anyway.",
     )
     native: bool = Field(
         False,
         description="When the frame is larger than `max_side`, detect at source resolution instead, "
-        "re-examining only the parts of the picture that changed: finds faces too small for the shrunk copy.",
+        "re-examining only the parts of the picture that changed: finds faces too small for the shrunk copy. "
+        "On in the `faces` preset; turning it off is faster and trades privacy for speed.",
     )
     heads: bool = Field(
         False,
