@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 # 720p, detecting every 2nd/3rd frame saves only ~10-15% CPU per frame (decode + encode dominate),
 # while every frame is the only cadence where nothing is inferred.
 DEFAULT_EVERY_NOTE = (
-    "Default: the zones file's `detect.every`, else 1: YuNet at 640 px costs little next to decoding "
-    "and encoding (every 2nd/3rd frame saves only 10-15%% CPU), and every frame is then examined. With K > 1 "
+    "Default: the zones file's `detect.every`, else 1: every frame is then examined, and every 2nd/3rd "
+    "frame saves only 10-15%% CPU at 720p (decoding and encoding dominate). With K > 1 "
     "the detectors run 0.15 below their thresholds and each frame also gets the next detection's masks."
 )
 
