@@ -183,3 +183,18 @@ def test_head_regions_sit_on_top_of_the_box() -> None:
     s, t = head_regions(standing)[0], head_regions(seated)[0]
     assert s[1] == 50 and s[3] == 50 + 30 and s[0] == 108 and s[2] == 132  # top quarter, 0.6 x the width
     assert t[3] == 50  # half the width tall: a seated person's head is a larger share of the box
+
+
+def test_filter_needs_no_zones_file_with_detect(tmp_path, capsys) -> None:
+    """`masking filter IN -o OUT --detect faces` runs as typed; without --detect, --zones is required."""
+    import cv2
+
+    from masking.cli import main
+
+    img = np.full((120, 160, 3), 128, np.uint8)
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), img)
+    assert main(["filter", str(src), "-o", str(tmp_path / "out.png"), "--detect", "faces"]) == 0
+    assert (tmp_path / "out.png").is_file()
+    assert main(["filter", str(src), "-o", str(tmp_path / "out2.png")]) == 2
+    assert "--zones is required unless --detect" in capsys.readouterr().err
