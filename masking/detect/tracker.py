@@ -12,7 +12,9 @@ constant-velocity model fitted by exponential smoothing is enough to decide wher
 
 `boxes(index)` is what tracks add to frame `index`: every track last seen before `index` (a
 coasting track), covering both where it was and where its velocity takes it (the union of the
-last box and the last box moved by velocity x age), grown by `motion` pixels per frame of age.
+last box and the last box moved by velocity x age), grown per frame of age by half its speed,
+`spread` x its size and `motion` pixels: the uncertainty grows with the track's own speed and
+size, not with the frame's (a 20 px face far away is not grown like a passer-by close up).
 The tracker only ever adds masks; it never removes or shrinks a detection.
 """
 
@@ -76,14 +78,17 @@ class BoxTracker:
 
     Args:
         hold: frames a track stays masked after its last detection.
-        motion: pixels a coasting box grows by per frame of age (the engine's hold growth).
+        motion: pixels a coasting box grows by per frame of age, on top of its own speed and size.
+        spread: share of its size a coasting box grows by per frame of age.
         iou: minimum IoU between a track's predicted box and a detection to match them.
         smoothing: weight of the newest velocity measurement (exponential smoothing).
     """
 
-    def __init__(self, hold: int, motion: float = 0.0, iou: float = 0.1, smoothing: float = 0.5) -> None:
+    def __init__(self, hold: int, motion: float = 0.0, iou: float = 0.1, smoothing: float = 0.5,
+                 spread: float = 0.05) -> None:
         self.hold = int(hold)
         self.motion = float(motion)
+        self.spread = float(spread)
         self.iou = float(iou)
         self.smoothing = float(smoothing)
         self._t = _Tracks.empty()
@@ -138,7 +143,9 @@ class BoxTracker:
         t = self._t.take(live)
         pred = self._predicted_from(t, index)
         joined = np.concatenate([np.minimum(t.xyxy[:, :2], pred[:, :2]), np.maximum(t.xyxy[:, 2:], pred[:, 2:])], axis=1)
-        g = (self.motion * (index - t.seen)).astype(np.float32)[:, None]
+        size = np.maximum(t.xyxy[:, 2] - t.xyxy[:, 0], t.xyxy[:, 3] - t.xyxy[:, 1])
+        speed = np.hypot(t.velocity[:, 0], t.velocity[:, 1])
+        g = ((self.motion + self.spread * size + 0.5 * speed) * (index - t.seen)).astype(np.float32)[:, None]
         grown = joined + np.concatenate([-g, -g, g, g], axis=1)
         out = np.clip(grown, 0, np.array([width, height, width, height], np.float32))
         return MaskBoxes(out.astype(np.float32), t.ellipse)

@@ -254,7 +254,7 @@ class MaskStage:
         self.layout = layout
         self.tracker: BoxTracker | None = None
         if board is not None and policy.track_frames > 0:
-            self.tracker = BoxTracker(policy.track_frames, motion=policy.hold_motion * max(width, height))
+            self.tracker = BoxTracker(policy.track_frames)  # grows with each track's own speed and size
 
     def _black(self) -> Image:
         if self.layout == "yuv420p":
