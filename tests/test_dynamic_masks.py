@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from masking.config.zones import Camera
+from masking.config.zones import Camera, DetectConfig
 from masking.detect.base import FakeDetector, bright_box_script
 from masking.detect.detections import Detections
-from masking.detect.dynamic import DynamicMasks, centres_inside, detect_config_from_preset, downscale
+from masking.detect.dynamic import PRESETS, DynamicMasks, centres_inside, detect_config_from_preset, downscale
 from masking.detect.factory import load_detector
 from masking.errors import ConfigError, DetectorError
 from masking.masks.boxes import MaskBoxes
@@ -147,7 +147,7 @@ def test_presets() -> None:
     assert cfg.detectors[0].shape == "ellipse" and cfg.detectors[0].classes == ["face"]
     assert cfg.detectors[1].classes is None  # the registry's exposed-body mask_classes
     assert len(detect_config_from_preset(" faces , faces ").detectors) == 1
-    with pytest.raises(ConfigError, match="unknown detect preset.*'hands'.*faces, bodies"):
+    with pytest.raises(ConfigError, match="unknown detect preset.*'hands'.*faces, persons, heads, bodies"):
         detect_config_from_preset("faces,hands")
     with pytest.raises(ConfigError, match="empty"):
         detect_config_from_preset(" , ")
@@ -173,8 +173,12 @@ def test_real_yunet_and_nudenet_on_entrance_clip(entrance_clip: Path) -> None:
     faces = masks[0].xyxy[masks[0].ellipse]
     assert len(faces) == len(direct)
     np.testing.assert_allclose(np.sort(faces, axis=0), np.sort(direct.xyxy, axis=0), atol=0.01)
-    big = cv2.resize(frame, (1920, 1080))  # full HD: detected on a 640-wide copy, boxes scaled x3
-    up = dm.detect(big)[0]
+    big = cv2.resize(frame, (1920, 1080))  # full HD
+    shrunk = PRESETS["faces"].model_copy(update={"native": False})  # detected on a 640-wide copy, boxes scaled x3
+    dm640 = DynamicMasks(Camera(camera_id="e", detect=DetectConfig(detectors=[shrunk])), {"yunet": dm.detectors["yunet"]})
+    up = dm640.detect(big)[0]
     up_faces = up.xyxy[up.ellipse]
     assert abs(len(up_faces) - len(faces)) <= 1
     assert up_faces.size and up_faces[:, 2].max() > 640  # mapped back to 1920x1080 pixels
+    native = dm.detect(big)[0]  # the preset: full resolution, where it finds small faces the copy loses
+    assert len(native) >= len(up_faces)

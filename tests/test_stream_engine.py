@@ -89,12 +89,20 @@ def test_detect_every_k_holds_and_grows_over_a_moving_square() -> None:
 
 
 def test_without_growth_the_square_would_slip_through() -> None:
-    """Shows the test above has teeth: with no growth, the frames after the last detection (where
-    no look-ahead is possible) miss the moving square."""
+    """Shows the test above has teeth: with no growth and no tracker, the frames after the last
+    detection (where no look-ahead is possible) miss the moving square."""
+    fake = FakeDetector(bright_box_script())
+    sink = CollectSink()
+    run([job("a", camera(every=3, track_frames=0), SyntheticSource(30, speed=6), sink, hold_motion=0.0)], factory_for(fake))
+    assert any(not square_masked(f, speed=6) for f in sink.frames)
+
+
+def test_the_tracker_follows_the_square_without_growth() -> None:
+    """The same run with the tracker (the default): its velocity carries the mask after the last detection."""
     fake = FakeDetector(bright_box_script())
     sink = CollectSink()
     run([job("a", camera(every=3), SyntheticSource(30, speed=6), sink, hold_motion=0.0)], factory_for(fake))
-    assert any(not square_masked(f, speed=6) for f in sink.frames)
+    assert_all_masked(sink, speed=6)
 
 
 def test_look_ahead_masks_a_square_appearing_between_detections() -> None:

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 # 720p, detecting every 2nd/3rd frame saves only ~10-15% CPU per frame (decode + encode dominate),
 # while every frame is the only cadence where nothing is inferred.
 DEFAULT_EVERY_NOTE = (
-    "Default: the zones file's `detect.every`, else 1: YuNet at 640 px costs little next to decoding "
-    "and encoding (every 2nd/3rd frame saves only 10-15%% CPU), and every frame is then examined. With K > 1 "
+    "Default: the zones file's `detect.every`, else 1: every frame is then examined, and every 2nd/3rd "
+    "frame saves only 10-15%% CPU at 720p (decoding and encoding dominate). With K > 1 "
     "the detectors run 0.15 below their thresholds and each frame also gets the next detection's masks."
 )
 
@@ -49,11 +49,13 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     """Add detection, fail-policy, segment and raw-I/O options to the filter parser."""
     g = p.add_argument_group("detection (dynamic masks; fail closed)")
     g.add_argument("--detect", metavar="PRESETS",
-                   help="Mask detections too: `faces`, `bodies` or `faces,bodies`. Default: the zones file's "
-                        "`detect` section, none if absent.")
+                   help="Mask detections too: `faces` (source resolution where needed), `persons` (whole people), "
+                        "`heads` (the head of every person), `bodies` (exposed bodies), or several, e.g. "
+                        "`faces,persons`. Default: the zones file's `detect` section, none if absent.")
     g.add_argument("--detect-every", type=int, metavar="K",
                    help="Run detection on every K-th frame; masks are held and grown between detections. "
-                        + DEFAULT_EVERY_NOTE)
+                        "K > 1 trades privacy for speed: a face that appears and leaves between two detections "
+                        "is not masked. " + DEFAULT_EVERY_NOTE)
     g.add_argument("--fail-policy", choices=("full", "zones"),
                    help="When detection fails, is late or its model is missing: `full` blacks the whole frame, "
                         "`zones` masks every zone plus the last detections grown. Default: full (privacy first).")

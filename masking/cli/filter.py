@@ -8,7 +8,8 @@ import logging
 from pydantic import TypeAdapter
 
 from masking.cli._filter_stream import add_stream_options, run_filter
-from masking.config.zones import MaskStyle, load_zones
+from masking.config.zones import Camera, MaskStyle, load_zones
+from masking.errors import ConfigError
 from masking.paths import expand_inputs, refuse_overwrite
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "or `-` for raw frames on stdin (with --input-format rawvideo).")
     p.add_argument("-o", "--output", required=True, help="Output of the same kind: video file, image, or folder; "
                    "`-` for raw frames on stdout (--output-format rawvideo).")
-    p.add_argument("--zones", required=True, help="Zones YAML file (see `masking zones schema`).")
+    p.add_argument("--zones", help="Zones YAML file (see `masking zones schema`). May be omitted with --detect: "
+                   "then only detections are masked.")
     p.add_argument("--camera", help="Camera id in the zones file; may be omitted when the file holds one camera.")
     p.add_argument(
         "--style", choices=("fill", "pixelate", "blur"),
@@ -55,7 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler: load the camera, run the filter, report the frame counts."""
-    refuse_overwrite(expand_inputs([args.output]), expand_inputs([args.input, args.zones]))
-    camera = load_zones(args.zones).camera(args.camera, source=args.zones)
+    """Handler: load the camera (or a zone-less one with --detect), run the filter, report the counts."""
+    refuse_overwrite(expand_inputs([args.output]),
+                     expand_inputs([args.input, *([args.zones] if args.zones is not None else [])]))
+    if args.zones is None:
+        if not args.detect:
+            raise ConfigError("--zones is required unless --detect is given (e.g. --detect faces)")
+        camera = Camera(camera_id="default")
+    else:
+        camera = load_zones(args.zones).camera(args.camera, source=args.zones)
     return run_filter(args, camera, style_from_name(args.style))

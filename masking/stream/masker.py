@@ -1,7 +1,7 @@
 """The masking stage: the only place a `MaskedFrame` is made.
 
 For each source frame, in order, it decides which detection result applies and how the frame is
-masked (`decide`), then draws with `masking.masks.apply.ZoneMasker` (static zones always).
+masked (`choose_masking`), then draws with `masking.masks.apply.ZoneMasker` (static zones always).
 
 Rules, for a camera detecting on every k-th frame ("key frames", index % k == 0):
 * key frame: wait for its own result until its deadline (submission + max_latency_ms);
@@ -14,6 +14,10 @@ Rules, for a camera detecting on every k-th frame ("key frames", index % k == 0)
   max_latency_ms); it adds about `every` frames of latency on live streams;
 * result missing at the deadline (late, skipped, overload): the latest earlier result, grown, if
   it is at most `hold_frames` frames old (`held`); otherwise the fail policy;
+* tracks (`track_frames` > 0, `masking.detect.tracker`): every detection result updates the
+  camera's tracks; a track missed on a frame (detector flicker, occlusion, a turned head) stays
+  masked for `track_frames` frames, moved with its velocity and grown. Tracks only add boxes to
+  frames that draw boxes; they never turn a fail-policy frame into a masked-by-detections one;
 * the latest applicable result is a failure (detector raised), the model is missing, or the frame
   is corrupt: the fail policy. `full` blacks the whole frame (corrupt frames always get `full`);
   `zones` masks every zone (watch zones too) plus the last good detections, grown; when there is
@@ -30,6 +34,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from masking.config.zones import Camera, MaskStyle
+from masking.detect.tracker import BoxTracker
 from masking.masks.boxes import MaskBoxes
 from masking.stream.frames import Image, MaskedBy, MaskedFrame, SourceFrame, seal
 
@@ -63,6 +68,7 @@ class MaskPolicy:
     hold_frames: int = 0  # 0: 2 * every
     hysteresis: int = 1  # earlier key-frame results also masked (grown), against detector flicker
     lookahead: bool = True  # also mask the next key frame's detections (waits for them, within the deadline)
+    track_frames: int = 0  # tracks stay masked this many frames after their last detection (0: no tracker)
 
     @property
     def zones_memory(self) -> int:
@@ -78,7 +84,8 @@ class MaskPolicy:
         d = camera.detect
         if d is None:
             return cls(hold_motion=hold_motion)
-        return cls(every=d.every, fail_policy=d.fail_policy, max_latency_ms=d.max_latency_ms, hold_motion=hold_motion)
+        return cls(every=d.every, fail_policy=d.fail_policy, max_latency_ms=d.max_latency_ms, hold_motion=hold_motion,
+                   track_frames=d.track_frames)
 
 
 @dataclass(frozen=True)
@@ -162,10 +169,18 @@ class ResultBoard:
 
 
 @dataclass(frozen=True)
-class Decision:
+class FrameMasking:
+    """How one frame is masked: the rule that applies and the boxes it draws."""
+
     masked_by: MaskedBy
     boxes: MaskBoxes | None  # boxes to draw, already grown
     late: bool = False  # the frame's own key result was not there in time
+    source: Result | None = None  # the (successful) key-frame result the boxes come from
+
+    @property
+    def draws_boxes(self) -> bool:
+        """Whether boxes are drawn on this frame (everything but a fully blacked frame)."""
+        return self.masked_by in (MaskedBy.detections, MaskedBy.held, MaskedBy.policy_zones)
 
 
 def _grown(r: Result, index: int, motion_px: float, w: int, h: int) -> MaskBoxes:
@@ -174,18 +189,18 @@ def _grown(r: Result, index: int, motion_px: float, w: int, h: int) -> MaskBoxes
     return r.boxes if d == 0 or len(r.boxes) == 0 else r.boxes.grown_by(motion_px * d, w, h)
 
 
-def decide(index: int, deadline: float | None, policy: MaskPolicy, board: ResultBoard, w: int, h: int,
-           arrival: float | None = None) -> Decision:
+def choose_masking(index: int, deadline: float | None, policy: MaskPolicy, board: ResultBoard, w: int, h: int,
+                   arrival: float | None = None) -> FrameMasking:
     """Which rule masks frame `index` (see the module docstring)."""
     motion = policy.hold_motion * max(w, h)
     fail = MaskedBy.policy_full if policy.fail_policy == "full" else MaskedBy.policy_zones
 
-    def failing(late: bool = False) -> Decision:
+    def failing(late: bool = False) -> FrameMasking:
         last = board.latest(index, ok_only=True)
         if fail is MaskedBy.policy_zones and (last is None or index - last.index > policy.zones_memory):
             # `zones` covers people only through recent detections; without any, mask everything.
-            return Decision(MaskedBy.policy_full, None, late)
-        return Decision(fail, _grown(last, index, motion, w, h) if last else None, late)
+            return FrameMasking(MaskedBy.policy_full, None, late)
+        return FrameMasking(fail, _grown(last, index, motion, w, h) if last else None, late)
 
     if board.unavailable is not None:
         return failing()
@@ -212,7 +227,7 @@ def decide(index: int, deadline: float | None, policy: MaskPolicy, board: Result
         nxt = board.wait_for(key + policy.every, until)
         if nxt is not None and nxt.boxes is not None and len(nxt.boxes):
             boxes = MaskBoxes.concat([boxes, _grown(nxt, index, motion, w, h)])
-    return Decision(by, boxes, late)
+    return FrameMasking(by, boxes, late, r)
 
 
 def _with_previous(r: Result, index: int, motion: float, w: int, h: int, policy: MaskPolicy, board: ResultBoard) -> MaskBoxes:
@@ -244,6 +259,9 @@ class MaskStage:
         self.width = width
         self.height = height
         self.layout = layout
+        self.tracker: BoxTracker | None = None
+        if board is not None and policy.track_frames > 0:
+            self.tracker = BoxTracker(policy.track_frames)  # grows with each track's own speed and size
 
     def _black(self) -> Image:
         if self.layout == "yuv420p":
@@ -254,21 +272,23 @@ class MaskStage:
         self.masker.apply_full(img[None])
         return img
 
-    def process(self, sf: SourceFrame) -> tuple[MaskedFrame, Decision]:
+    def process(self, sf: SourceFrame) -> tuple[MaskedFrame, FrameMasking]:
         """Mask one frame (in place when it is safe to) and seal it."""
         regions = None
         if sf.corrupt is not None:
             img: Image = self._black()
-            decision = Decision(MaskedBy.policy_full, None)
+            decision = FrameMasking(MaskedBy.policy_full, None)
         elif self.board is None:
             img = sf.image
             if self.layout == "yuv420p":
                 self.masker.apply_yuv420p(img)
             else:
                 self.masker.apply(img[None])
-            decision = Decision(MaskedBy.static_only, None)
+            decision = FrameMasking(MaskedBy.static_only, None)
         else:
-            decision = decide(sf.index, sf.deadline, self.policy, self.board, self.width, self.height, sf.arrival)
+            decision = choose_masking(sf.index, sf.deadline, self.policy, self.board, self.width, self.height, sf.arrival)
+            if self.tracker is not None:
+                decision = self._tracked(sf.index, decision)
             img = sf.image
             if decision.late:
                 img = img.copy()  # the detector may still be reading the original
@@ -279,7 +299,20 @@ class MaskStage:
                             regions)
         return frame, decision
 
-    def _capture(self, img: Image, d: Decision) -> object:
+    def _tracked(self, index: int, d: FrameMasking) -> FrameMasking:
+        """`d` plus the boxes of tracks missed on this frame (never fewer boxes, same rule)."""
+        assert self.tracker is not None
+        if d.source is not None and d.source.boxes is not None:
+            self.tracker.update(d.source.index, d.source.boxes)
+        if not d.draws_boxes:
+            return d
+        extra = self.tracker.boxes(index, self.width, self.height)
+        if not len(extra):
+            return d
+        boxes = extra if d.boxes is None else MaskBoxes.concat([d.boxes, extra])
+        return FrameMasking(d.masked_by, boxes, d.late, d.source)
+
+    def _capture(self, img: Image, d: FrameMasking) -> object:
         """Vault: the original pixels about to be masked dynamically, static zones already drawn
         (the whole frame when a fail policy masks it). None without a vault or without boxes."""
         if self.sealer is None:
@@ -294,7 +327,7 @@ class MaskStage:
             return self.sealer.capture(img, d.boxes.xyxy, self.layout)
         return None
 
-    def _draw(self, img: Image, d: Decision) -> object:
+    def _draw(self, img: Image, d: FrameMasking) -> object:
         """Draw the decision; returns what the vault sealer captured (None without one)."""
         if self.layout == "yuv420p":
             return self._draw_yuv420p(img, d)
@@ -312,7 +345,7 @@ class MaskStage:
             self.masker.apply_boxes(img, d.boxes)  # boxes overlap (held + next + previous): all stay masked
         return regions
 
-    def _draw_yuv420p(self, img: Image, d: Decision) -> object:
+    def _draw_yuv420p(self, img: Image, d: FrameMasking) -> object:
         """`_draw` on yuv420p planes: the same rules, no colour conversion."""
         if d.masked_by.by_policy:
             regions = self._capture(img, d)
