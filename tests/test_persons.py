@@ -20,7 +20,7 @@ from masking.detect.base import FakeDetector
 from masking.detect.detections import Detections
 from masking.detect.dynamic import PRESETS, DynamicMasks, detect_config_from_preset, head_regions
 from masking.errors import ConfigError, ModelNotInstalledError
-from masking.stream.engine import CameraJob, Engine, EngineOptions
+from masking.stream.engine import CameraJob, MaskingPipeline, PipelineOptions
 from masking.stream.frames import MaskedBy, MaskedFrame
 
 W, H = 320, 240
@@ -71,7 +71,7 @@ def run(cam: Camera, detectors: dict[str, FakeDetector] | None, n: int = 30, fac
     sink = CollectSink()
     job = CameraJob("a", cam, PersonSource(n, face=face), lambda info: sink)
     fac = factory or (lambda c: DynamicMasks(c, detectors=detectors))
-    (res,) = Engine([job], EngineOptions(queue_size=8, stats_interval_s=60, detector_factory=fac)).run()
+    (res,) = MaskingPipeline([job], PipelineOptions(queue_size=8, stats_interval_s=60, detector_factory=fac)).run()
     assert len(sink.frames) == n and res.stats.frames_in == n
     return res, sink.frames
 
