@@ -282,3 +282,23 @@ def test_raw_file_output_appears_complete(tmp_path: Path, corner_zones: Path, sh
     assert _listing(out.parent) == ["frames.bgr"]
     frames = np.fromfile(out, np.uint8).reshape(-1, 240, 320, 3)
     assert len(frames) == 50 and frames[:, :46, :62].max() == 0
+
+
+def test_image_folder_with_an_unreadable_image_finishes_the_rest_and_exits_3(
+        tmp_path: Path, corner_zones: Path, shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    photos = sorted((shared_dir / "eval" / "dev" / "images").glob("*.jpg"))[:3]
+    for name, photo in zip(("a.jpg", "c.jpg", "d.jpg"), photos):
+        (src / name).write_bytes(photo.read_bytes())
+    (src / "b.jpg").write_bytes(photos[0].read_bytes()[:2000])  # truncated: unreadable
+    rc = main(["filter", str(src), "-o", str(out), "--zones", str(corner_zones)])
+    err = capsys.readouterr().err
+    assert rc == 3
+    assert "b.jpg" in err and "1 of 4 images could not be read" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "c.jpg", "d.jpg"]
+    for name, photo in zip(("a.jpg", "c.jpg", "d.jpg"), photos):
+        got, orig = read_image(out / name), read_image(photo)
+        assert got.shape == orig.shape  # each image under its own name, not shifted by the skipped one
+        h, w = got.shape[:2]
+        assert got[: int(h * 0.2) - 2, : int(w * 0.2) - 2].max() < 30  # the corner zone is masked

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from masking.cli import EXIT_OK, EXIT_USAGE, show_progress
+from masking.cli import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE, show_progress
 from masking.config.zones import Camera, MaskStyle
 from masking.errors import ConfigError
 from masking.stream.build import InputKind, LiveOutputs, OutputSpec, RawInput, StopSignal, filter_job, run_job
@@ -196,6 +196,13 @@ def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskSty
     if result.stats.frames_in == 0:
         print(f"masking filter: error: {args.input}: no frames were read; nothing was written", file=sys.stderr)
         return EXIT_USAGE
+    skipped = getattr(job.source, "failures", [])
+    if skipped:  # an image folder: the readable images are masked and written, these are not
+        for path, why in skipped:
+            print(f"masking filter: skipped {path}: {why}", file=sys.stderr)
+        print(f"masking filter: {len(skipped)} of {len(skipped) + result.stats.frames_in} images could not be read; "
+              "the others were masked and written", file=sys.stderr)
+        return EXIT_ITEMS_FAILED
     return EXIT_OK
 
 

@@ -251,7 +251,8 @@ class JpegDirSink(_FilesSink):
 
 
 class ImageSink(_FilesSink):
-    """Still images: frame i is written to `targets[i]` (one image, or a folder's images by name)."""
+    """Still images: the frame of image i (its pts, `ImageSource`) is written to `targets[i]` (one
+    image, or a folder's images by name; a skipped unreadable image leaves no gap in the names)."""
 
     def __init__(self, output: str | Path, targets: list[Path]) -> None:
         self.output = Path(output)
@@ -259,6 +260,6 @@ class ImageSink(_FilesSink):
         super().__init__(self.output, targets[0].parent if targets else self.output)
 
     def write(self, frame: MaskedFrame) -> None:
-        if not 0 <= frame.index < len(self.targets):
-            raise OutputError(f"{self.output}: no output name for image {frame.index}")
-        self._write(self.targets[frame.index], frame, "image output")
+        if not 0 <= frame.pts < len(self.targets):
+            raise OutputError(f"{self.output}: no output name for image {frame.pts}")
+        self._write(self.targets[frame.pts], frame, "image output")

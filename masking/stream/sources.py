@@ -527,8 +527,10 @@ class FaultySource:
 class ImageSource:
     """Still images (one, or a folder's, in name order): each is one frame, at its own size.
 
-    Frames carry pts = their position (time base 1 s); `SourceInfo.stills` tells the pipeline to
-    mask each with its own detections only. An unreadable image ends the run with `InputError`.
+    Frames carry pts = their position in `paths` (time base 1 s); `SourceInfo.stills` tells the
+    pipeline to mask each with its own detections only. One unreadable image ends the run with
+    `InputError`; in a folder, an unreadable image is logged and recorded in `failures` (path,
+    reason) and the others are read on (`masking filter` then exits 3).
     """
 
     live = False
@@ -539,20 +541,40 @@ class ImageSource:
             raise InputError(f"{name or 'images'}: no images to read")
         self.paths = paths
         self.name = name or str(paths[0])
-        self._first: Image | None = None
+        self.failures: list[tuple[Path, str]] = []
+        self._first: tuple[int, Image] | None = None
+
+    def _read(self, i: int) -> Image | None:
+        try:
+            return read_image(self.paths[i])
+        except InputError as exc:
+            if len(self.paths) == 1:
+                raise
+            self.failures.append((self.paths[i], str(exc)))
+            log.error("%s: skipped: %s", self.paths[i], exc)
+            return None
 
     def open(self, stop: threading.Event) -> SourceInfo:
-        self._first = read_image(self.paths[0])
-        h, w = self._first.shape[:2]
-        return SourceInfo(w, h, Fraction(1), Fraction(1), stills=True)
+        for i in range(len(self.paths)):
+            image = self._read(i)
+            if image is not None:
+                self._first = (i, image)
+                h, w = image.shape[:2]
+                return SourceInfo(w, h, Fraction(1), Fraction(1), stills=True)
+        raise InputError(f"{self.name}: none of the {len(self.paths)} images could be read")
 
     def frames(self, stop: threading.Event, layout: PixelLayout = PixelLayout.bgr24) -> Iterator[Item]:
-        for i, path in enumerate(self.paths):
+        start = self._first[0] if self._first is not None else 0
+        for i in range(start, len(self.paths)):
             if stop.is_set():
                 return
-            image = self._first if i == 0 and self._first is not None else read_image(path)
-            self._first = None
-            yield image, i, Fraction(1)
+            if self._first is not None and i == self._first[0]:
+                image: Image | None = self._first[1]
+                self._first = None
+            else:
+                image = self._read(i)
+            if image is not None:
+                yield image, i, Fraction(1)
 
     def close(self) -> None:
         self._first = None
