@@ -396,10 +396,10 @@ def bench_outputs(clip: Path, tmp: Path, zones: Path, max_n: int) -> list[Run]:
     runs.append(serve("outputs: h264 file + http (1 client)", [cam(0, file_out + ", {format: http}", False, False)],
                       port, n_frames, client=url))
     server = None
-    record = ROOT / "tests" / "rtsp_record_server.py"
+    record = ROOT / "tests" / "rtsp_server.py"
     rtsp_port = free_port()
     try:
-        server = subprocess.Popen(["/usr/bin/python3", str(record), "--port", str(rtsp_port), "--out", str(tmp / "rec"),
+        server = subprocess.Popen(["/usr/bin/python3", str(record), "--port", str(rtsp_port), "--record", str(tmp / "rec"),
                                    "--mount", "/cam0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         ready = server.stdout.readline().decode() if server.stdout else ""
         if "READY" in ready:

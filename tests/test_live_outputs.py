@@ -8,10 +8,8 @@ RECORD mode that is killed and restarted, and headless Chromium playing the HLS 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,10 +28,9 @@ from masking.stream.outputs import FanOut
 from masking.stream.sources import SourceInfo
 from masking.web.live import live_app
 from tests.conftest import SHARED
+from tests.rtsp_helpers import RtspServer, free_port, gst_missing
 from tests.stream_helpers import ZONE_BOX, CollectSink, SyntheticSource, camera, region
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-RECORD_SERVER = Path(__file__).with_name("rtsp_record_server.py")
 OFFICE = SHARED / "eval" / "videos" / "office_v001.mp4"
 YUNET = SHARED / "models" / "face" / "face_detection_yunet_2026may.onnx"
 
@@ -225,12 +222,6 @@ def test_outputs_contract_errors(tmp_path: Path, cam: dict, message: str) -> Non
 
 
 # ------------------------------------------------------------------ real clients and servers
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _looped_clip(tmp: Path, times: int) -> Path:
     """office_v001 played `times` times in a row (timestamps continue), made with FFmpeg."""
     out = tmp / "long.mp4"
@@ -303,7 +294,7 @@ def _frames(path: Path) -> tuple[list[np.ndarray], list[float]]:
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="Debian's ffmpeg is not installed (make test installs it)")
 def test_ffmpeg_records_20_s_from_the_http_stream_two_clients(tmp_path: Path) -> None:
     clip = _looped_clip(tmp_path, 5)  # ~36 s
-    port = _free_port()
+    port = free_port()
     cfg = _serve_config(tmp_path, clip, [{"format": "h264", "path": "rec.mp4"}, {"format": "http"}], port, detect=True)
     with av.open(str(OFFICE)) as c:
         inputs = [f.to_ndarray(format="bgr24") for i, f in enumerate(c.decode(video=0)) if i % 10 == 0]
@@ -347,53 +338,15 @@ def test_ffmpeg_records_20_s_from_the_http_stream_two_clients(tmp_path: Path) ->
     assert "HTTP TS client connected" in log
 
 
-def _record_server_missing() -> str | None:
-    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
-             "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
-             "assert all(Gst.ElementFactory.find(e) for e in ('rtph264depay', 'h264parse', 'mpegtsmux'))")
-    try:
-        r = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{SYSTEM_PYTHON} not usable: {exc}"
-    return None if r.returncode == 0 else f"GStreamer RTSP server missing: {r.stderr.decode()[-300:]}"
-
-
-class RecordServer:
-    def __init__(self, port: int, out: Path) -> None:
-        self.port, self.out = port, out
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        end = time.monotonic() + 20
-        while True:
-            self.proc = subprocess.Popen([SYSTEM_PYTHON, str(RECORD_SERVER), "--port", str(self.port),
-                                          "--out", str(self.out), "--mount", "/office"],
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline().decode()
-            if "READY" in line:
-                threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # keep the pipe drained
-                return
-            self.proc.kill()
-            if time.monotonic() > end:
-                raise AssertionError(f"record server did not start: {line}")
-            time.sleep(0.5)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-
-
 @pytest.mark.slow
 def test_rtsp_publish_to_a_record_server_killed_and_restarted(tmp_path: Path) -> None:
-    missing = _record_server_missing()
+    missing = gst_missing(("rtph264depay", "h264parse", "mpegtsmux"))
     if missing:
         pytest.skip(missing)
     clip = _looped_clip(tmp_path, 3)  # ~22 s
-    rtsp_port, http_port = _free_port(), _free_port()
+    rtsp_port, http_port = free_port(), free_port()
     out = tmp_path / "recorded"
-    server = RecordServer(rtsp_port, out)
+    server = RtspServer(rtsp_port, "--record", str(out), "--mount", "/office")
     server.start()
     cfg = _serve_config(tmp_path, clip, [{"format": "rtsp-publish", "url": f"rtsp://127.0.0.1:{rtsp_port}/office"},
                                          {"format": "h264", "path": "rec.mp4"}], http_port, detect=False)
@@ -433,7 +386,7 @@ def test_chromium_plays_the_hls_stream(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     clip = _looped_clip(tmp_path, 3)
-    port = _free_port()
+    port = free_port()
     cfg = _serve_config(tmp_path, clip, [{"format": "http"}], port, detect=False)
     proc = _start_serve(cfg, tmp_path / "serve.log")
     errors: list[str] = []
@@ -468,7 +421,7 @@ def test_chromium_plays_the_hls_stream(tmp_path: Path) -> None:
 def test_filter_serves_its_one_camera_live_beside_the_file(tmp_path: Path) -> None:
     import httpx
 
-    port = _free_port()
+    port = free_port()
     (tmp_path / "zones.yaml").write_text(
         "cameras:\n  - camera_id: office\n    zones:\n      - id: desk\n        kind: privacy_mask\n"
         "        polygon: [[0.0, 0.0], [0.3, 0.0], [0.3, 0.3], [0.0, 0.3]]\n"

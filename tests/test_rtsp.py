@@ -8,13 +8,12 @@ gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gst
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from rtsp_helpers import RtspServer, free_port, gst_missing
 
 from masking.config.zones import parse_zones
 from masking.stream.engine import CameraJob, MaskingPipeline, PipelineOptions
@@ -22,63 +21,14 @@ from masking.stream.sinks import H264Sink
 from masking.stream.sources import ReconnectPolicy, StreamSource
 from masking.video.reader import VideoReader
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER = Path(__file__).with_name("rtsp_server.py")
-
-
-def _server_available() -> str | None:
-    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
-             "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
-             "assert all(Gst.ElementFactory.find(e) for e in ('qtdemux', 'h264parse', 'rtph264pay'))")
-    try:
-        r = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{SYSTEM_PYTHON} not usable: {exc}"
-    if r.returncode:
-        return ("GStreamer RTSP server not installed (apt-get install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 "
-                f"python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad): {r.stderr.decode()[-300:]}")
-    return None
-
-
-_MISSING = _server_available()
+_MISSING = gst_missing(("qtdemux", "h264parse", "rtph264pay"))
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RtspServer:
-    def __init__(self, port: int, clip: Path) -> None:
-        self.port, self.clip = port, clip
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        deadline = time.monotonic() + 15
-        while True:  # the port may linger briefly after a kill
-            self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--file", str(self.clip)],
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
-            if line.strip() == b"READY":
-                return
-            self.proc.wait(5)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"RTSP server did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-            time.sleep(0.3)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def test_rtsp_reconnects_after_outage_and_logs_the_gap(office_clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    port = _free_port()
-    server = RtspServer(port, office_clip)
+    port = free_port()
+    server = RtspServer(port, "--file", str(office_clip))
     server.start()
     cam = parse_zones({"cameras": [{"camera_id": "door", "zones": [
         {"id": "z", "kind": "privacy_mask", "polygon": [[0, 0], [0.3, 0], [0.3, 0.3], [0, 0.3]]}]}]}).cameras[0]
