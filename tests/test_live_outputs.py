@@ -392,6 +392,11 @@ def test_chromium_plays_the_hls_stream(tmp_path: Path) -> None:
     errors: list[str] = []
     try:
         _wait_http(port, "/cameras")
+        # Chromium's player now and then fails to parse a live playlist opened in the stream's first
+        # seconds (a known limitation, docs/recorders.md); recorders are unaffected (the FFmpeg test
+        # connects at once). Open it once the 6-segment window has filled.
+        _wait_http(port, "/cameras/office/index.m3u8")
+        time.sleep(4)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

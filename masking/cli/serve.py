@@ -30,10 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _run(args: argparse.Namespace) -> int:
     from masking.stream.build import live_hub, pipeline_for, stop_on_signals
-    from masking.stream.config import SinkSpec, load_serve_config
+    from masking.stream.config import load_serve_config
 
     cfg = load_serve_config(args.config)
-    refuse_overwrite([o.path for c in cfg.cameras for o in c.all_outputs if isinstance(o, SinkSpec)],
+    refuse_overwrite([o.path for c in cfg.cameras for o in c.file_outputs],
                      [args.config, *(c.source for c in cfg.cameras), *(c.zones for c in cfg.cameras)])
     hub = live_hub(cfg)
     pipeline = pipeline_for(cfg, args.config, hub)

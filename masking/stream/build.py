@@ -27,7 +27,6 @@ from pydantic import ValidationError
 from masking.config.zones import Camera, MaskStyle
 from masking.errors import ConfigError, InputError, MaskingError
 from masking.stream.config import (
-    HttpOutputSpec,
     RtspPublishSpec,
     ServeCamera,
     ServeConfig,
@@ -329,8 +328,8 @@ def camera_sink_factory(spec: ServeCamera, hub: LiveHub | None, sealer: VaultSea
     """The camera's sink: its one output, or a `FanOut` over every output (the live ones share one
     encoder). With a vault, every h264 output seals the originals into its sidecars."""
     outputs = spec.all_outputs
-    files = [OutputSpec.from_sink_spec(o) for o in outputs if isinstance(o, SinkSpec)]
-    http = any(isinstance(o, HttpOutputSpec) for o in outputs)
+    files = [OutputSpec.from_sink_spec(o) for o in spec.file_outputs]
+    http = spec.serves_http
     publish = tuple(o.url for o in outputs if isinstance(o, RtspPublishSpec))
     recording = [(f"{f.format}:{f.path}", sink_factory(f, sealer if f.format == "h264" else None)) for f in files]
     return with_live(spec.name, recording, LiveOutputs(hub if http else None, publish, spec.keyframe_seconds))
@@ -346,7 +345,7 @@ def camera_layouts(spec: ServeCamera) -> tuple[PixelLayout, ...]:
 
 def live_hub(cfg: ServeConfig) -> LiveHub | None:
     """The hub of the cameras with an `http` output, or None when there is none."""
-    names = [c.name for c in cfg.cameras if any(isinstance(o, HttpOutputSpec) for o in c.all_outputs)]
+    names = [c.name for c in cfg.cameras if c.serves_http]
     return LiveHub(names) if names else None
 
 

@@ -149,6 +149,16 @@ class ServeCamera(_Strict):
         assert self.sink is not None
         return [self.sink]
 
+    @property
+    def file_outputs(self) -> list[SinkSpec]:
+        """The outputs written to files or folders (h264, jpeg-dir), in order."""
+        return [o for o in self.all_outputs if isinstance(o, SinkSpec)]
+
+    @property
+    def serves_http(self) -> bool:
+        """Whether the camera has an `http` output."""
+        return any(isinstance(o, HttpOutputSpec) for o in self.all_outputs)
+
 
 class ServeConfig(_Strict):
     """A `masking serve` config file."""
@@ -168,8 +178,8 @@ class ServeConfig(_Strict):
         dups = repeated(c.name for c in self.cameras)
         if dups:
             raise ValueError(f"camera names must be unique; repeated: {dups}")
-        dup_out = repeated(os.path.realpath(o.path) for c in self.cameras for o in c.all_outputs
-                           if isinstance(o, SinkSpec))  # `out/a.mp4` == `./x/../out/a.mp4`
+        dup_out = repeated(os.path.realpath(o.path) for c in self.cameras
+                           for o in c.file_outputs)  # `out/a.mp4` == `./x/../out/a.mp4`
         if dup_out:
             raise ValueError(f"two cameras write to the same sink path: {dup_out}")
         return self
@@ -199,9 +209,7 @@ def load_serve_config(path: str | Path) -> ServeConfig:
         cams.append(c.model_copy(update=update))
     by_path: dict[str, str] = {}
     for c in cams:  # relative to the config's folder, symlinks and `..` resolved
-        for o in c.all_outputs:
-            if not isinstance(o, SinkSpec):
-                continue
+        for o in c.file_outputs:
             real = os.path.realpath(o.path)
             if real in by_path:
                 raise ConfigError(f"{p}: cameras {by_path[real]!r} and {c.name!r} write to the same sink path {real}")

@@ -324,9 +324,10 @@ class HlsSegments(Subscriber):
         # HLS: every EXTINF rounded to the nearest integer is at most the target duration
         return max(1, round(max([s.duration for s in segs] + [self.target_s])))
 
-    def ready(self, min_target_durations: float = 3.0) -> bool:
-        """Whether the playlist holds enough for a player to start (players begin three target
-        durations from the live edge; Chromium fails with less), or the stream has ended."""
+    def ready(self, min_target_durations: float = 4.0) -> bool:
+        """Whether the playlist holds enough for a player to start, or the stream has ended. Players
+        begin three target durations from the live edge; Chromium fails now and then with exactly
+        three, so one more segment is asked for."""
         with self._lock:
             segs = list(self.segments)
         if self.ended:
