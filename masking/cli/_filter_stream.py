@@ -185,7 +185,7 @@ def run_filter(args: argparse.Namespace, camera: Camera, style_override: MaskSty
     if result.error:
         print(f"masking filter: error: {result.error}", file=sys.stderr)
         return EXIT_USAGE
-    unavailable = [g.unavailable for g in pipeline.groups.values() if g.unavailable]
+    unavailable = [g.unavailable for g in pipeline.groups if g.unavailable]
     if unavailable:
         print(f"masking filter: {unavailable[0]}; every frame was masked by the fail policy", file=sys.stderr)
         return EXIT_USAGE

@@ -11,6 +11,7 @@ from masking.cli._filter_stream import add_stream_options, run_filter
 from masking.config.zones import Camera, MaskStyle, load_zones
 from masking.errors import ConfigError
 from masking.paths import expand_inputs, refuse_overwrite
+from masking.video.encoding import DEFAULT_PRESET, ENCODER_PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--crf", type=int, default=20, choices=range(0, 52), metavar="0-51",
                    help="x264 quality for video output (default 20: masks stay crisp, files moderate).")
-    p.add_argument("--preset", default="veryfast",
-                   help="x264 speed preset (default veryfast: keeps up with real time on a few cores).")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=ENCODER_PRESETS,
+                   help="Encoder preset for video output (default ingest: x264 superfast with veryfast's rate "
+                   "control, veryfast's file size for 60%% of its CPU; or any x264 preset).")
     add_stream_options(p)
     p.set_defaults(handler=run)
 

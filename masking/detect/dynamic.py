@@ -19,7 +19,7 @@ import numpy.typing as npt
 from masking.config.zones import Camera, DetectConfig, DetectSpec, Zone
 from masking.detect.base import Batch, Detector, as_batch
 from masking.detect.detections import Detections
-from masking.detect.tiling import NativeCost, NativePass, Thumb, bgr_thumbnail, thumbnail
+from masking.detect.tiling import Crop, NativeCost, NativePass, Thumb, bgr_thumbnail, thumbnail
 from masking.errors import ConfigError, DetectorError
 from masking.masks.boxes import MaskBoxes
 from masking.masks.raster import rasterize
@@ -122,6 +122,19 @@ def yuv420p_to_bgr(buf: npt.NDArray[np.uint8], width: int, height: int, size: tu
     return np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), np.uint8)
 
 
+def yuv420p_crop(buf: npt.NDArray[np.uint8], width: int, height: int, x0: int, y0: int, x1: int, y1: int) -> npt.NDArray[np.uint8]:
+    """The (h*3/2, w) yuv420p buffer of the even-aligned rectangle x0:x1, y0:y1 of a (H*3/2, W) one."""
+    flat = buf.reshape(-1)
+    area, w, h = width * height, x1 - x0, y1 - y0
+    out = np.empty(h * w * 3 // 2, np.uint8)
+    out[: h * w].reshape(h, w)[:] = flat[:area].reshape(height, width)[y0:y1, x0:x1]
+    q = (h // 2) * (w // 2)
+    for p in range(2):  # U, then V
+        plane = flat[area + p * (area // 4): area + (p + 1) * (area // 4)].reshape(height // 2, width // 2)
+        out[h * w + p * q: h * w + (p + 1) * q].reshape(h // 2, w // 2)[:] = plane[y0 // 2: y1 // 2, x0 // 2: x1 // 2]
+    return out.reshape(h * 3 // 2, w)
+
+
 def centres_inside(xyxy: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     """Whether each box centre falls on a True pixel of `mask` (height, width)."""
     if xyxy.shape[0] == 0:
@@ -208,7 +221,7 @@ class DynamicMasks:
         frames = as_batch(batch)
         n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
         return self._detect(n, width, height, lambda side: downscale(frames, side),
-                            lambda: [bgr_thumbnail(f) for f in frames], lambda k: frames[k], streams)
+                            lambda: [bgr_thumbnail(f) for f in frames], lambda k, x0, y0, x1, y1: frames[k, y0:y1, x0:x1], streams)
 
     def detect_yuv420p(self, bufs: npt.NDArray[np.uint8], colour: tuple[int, int] | None = None,
                        streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]:
@@ -229,23 +242,22 @@ class DynamicMasks:
             out = np.stack([yuv420p_to_bgr(np.ascontiguousarray(b), width, height, (sw, sh), colour) for b in batch])
             return out, width / sw, height / sh
 
-        def full(k: int) -> npt.NDArray[np.uint8]:  # FFmpeg's conversion here too: the bgr24 path's very pixels
-            return yuv420p_to_bgr(np.ascontiguousarray(batch[k]), width, height, (width, height), colour)
+        def crop(k: int, x0: int, y0: int, x1: int, y1: int) -> npt.NDArray[np.uint8]:
+            # FFmpeg's conversion of the crop's planes alone: FFmpeg converts each 2x2 block from its
+            # own chroma sample, so an even-aligned crop gets the very pixels of the whole frame's
+            # conversion (tests/test_native.py checks it) for a fraction of the work
+            if (x0 | y0 | x1 | y1 | width | height) & 1:
+                return yuv420p_to_bgr(np.ascontiguousarray(batch[k]), width, height, (width, height), colour)[y0:y1, x0:x1]
+            return yuv420p_to_bgr(yuv420p_crop(batch[k], width, height, x0, y0, x1, y1), x1 - x0, y1 - y0, (x1 - x0, y1 - y0), colour)
 
-        return self._detect(n, width, height, small, lambda: [thumbnail(b[:height]) for b in batch], full, streams)
+        return self._detect(n, width, height, small, lambda: [thumbnail(b[:height]) for b in batch], crop, streams)
 
     def _detect(self, n: int, width: int, height: int, shrink: Callable[[int], tuple[Batch, float, float]],
-                thumbs: Callable[[], list[Thumb]], full: Callable[[int], npt.NDArray[np.uint8]],
+                thumbs: Callable[[], list[Thumb]], crop: Crop,
                 streams: Sequence[Hashable] | None) -> list[MaskBoxes]:
         per_frame: list[list[MaskBoxes]] = [[] for _ in range(n)]
         small: dict[int, tuple[Batch, float, float]] = {}
         frame_thumbs: list[Thumb] | None = None
-        full_frames: dict[int, npt.NDArray[np.uint8]] = {}
-
-        def full_frame(k: int) -> npt.NDArray[np.uint8]:
-            if k not in full_frames:
-                full_frames[k] = full(k)
-            return full_frames[k]
 
         for plan in self.plans:
             side = plan.spec.max_side
@@ -254,7 +266,7 @@ class DynamicMasks:
                 if frame_thumbs is None:
                     frame_thumbs = thumbs()
                 keys = None if streams is None else [(s, plan.spec.model) for s in streams]
-                dets = native.detect(full_frame, frame_thumbs, width, height, keys)
+                dets = native.detect(crop, frame_thumbs, width, height, keys)
             else:
                 if side not in small:
                     small[side] = shrink(side)

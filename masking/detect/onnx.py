@@ -39,6 +39,9 @@ def _options(opts: SessionOptions) -> ort.SessionOptions:
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL if opts.inter_threads <= 1 else ort.ExecutionMode.ORT_PARALLEL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3  # errors only: some published files trip harmless initializer warnings
+    # worker threads sleep between calls instead of spinning: a spinning pool burns the cores that
+    # decoding, masking and encoding of the other cameras need
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 

@@ -44,6 +44,7 @@ REFRESH_FRAMES = 30  # the whole frame is examined at least this often
 ALIGN = 32  # crops are rounded up to this (YuNet's stride; fewer distinct input shapes)
 
 Thumb = npt.NDArray[np.int16]
+Crop = Callable[[int, int, int, int, int], npt.NDArray[np.uint8]]  # (frame, x0, y0, x1, y1) -> BGR pixels
 
 
 def thumb_size(width: int, height: int) -> tuple[int, int]:
@@ -147,13 +148,14 @@ class NativePass:
             self._memory[key] = mem
         return np.ones(thumb.shape, bool), mem
 
-    def detect(self, frame: Callable[[int], npt.NDArray[np.uint8]], thumbs: Sequence[Thumb],
+    def detect(self, crop: Crop, thumbs: Sequence[Thumb],
                width: int, height: int, streams: Sequence[Hashable | None] | None = None) -> list[Detections]:
         """Detections in frame pixels for each of `len(thumbs)` frames.
 
         Args:
-            frame: k -> the full-resolution (H, W, 3) BGR frame k (called only for frames with
-                something to examine).
+            crop: (k, x0, y0, x1, y1) -> the full-resolution (y1-y0, x1-x0, 3) BGR pixels of frame
+                k inside that rectangle (called only for the crops to examine; coordinates are
+                even unless the frame's size is odd).
             thumbs: each frame's `thumbnail`.
             streams: each frame's stream key (frames of one stream in order); None: no memory,
                 every frame examined whole.
@@ -163,7 +165,7 @@ class NativePass:
         if len(keys) != n:
             raise DetectorError(f"{len(keys)} stream keys for {n} frames")
         try:
-            return self._detect(frame, thumbs, width, height, keys)
+            return self._detect(crop, thumbs, width, height, keys)
         except BaseException:
             # the memory may hold thumbnails whose detections were never stored: forget it, so the
             # next frame of these streams is examined whole (never reuse what nobody looked at)
@@ -171,7 +173,7 @@ class NativePass:
                 self.forget(key)
             raise
 
-    def _detect(self, frame: Callable[[int], npt.NDArray[np.uint8]], thumbs: Sequence[Thumb],
+    def _detect(self, crop: Crop, thumbs: Sequence[Thumb],
                 width: int, height: int, keys: Sequence[Hashable | None]) -> list[Detections]:
         n = len(thumbs)
         plans: list[tuple[npt.NDArray[np.int64], _Memory | None]] = []
@@ -188,8 +190,8 @@ class NativePass:
         for members in groups.values():
             cuts = []
             for k, j in members:
-                x0, y0, x1, y1 = plans[k][0][j]
-                cuts.append(frame(k)[y0:y1, x0:x1])
+                x0, y0, x1, y1 = (int(v) for v in plans[k][0][j])
+                cuts.append(crop(k, x0, y0, x1, y1))
             dets = self.detector.detect(np.stack(cuts))
             if len(dets) != len(cuts):
                 raise DetectorError(f"detector {self.detector.name!r} returned {len(dets)} results for {len(cuts)} crops")

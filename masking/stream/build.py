@@ -50,6 +50,7 @@ from masking.stream.sources import (
     check_input_file,
 )
 from masking.stream.stats import CameraStats
+from masking.video.encoding import DEFAULT_PRESET
 from masking.video.images import IMAGE_SUFFIXES, is_image_path, list_images
 from masking.video.layout import PixelLayout
 
@@ -140,7 +141,7 @@ class OutputSpec:
     path: str
     segment_seconds: float | None = None
     crf: int = 20
-    preset: str = "veryfast"
+    preset: str = DEFAULT_PRESET
     targets: tuple[Path, ...] = ()
 
     @classmethod
@@ -192,7 +193,7 @@ def camera_job(name: str, camera: Camera, source: Source, output: OutputSpec, *,
 
 def filter_job(source: str, output: str, camera: Camera, *, raw: RawInput | None = None,
                output_format: str | None = None, segment_seconds: float | None = None, crf: int = 20,
-               preset: str = "veryfast", hold_motion: float = 0.02,
+               preset: str = DEFAULT_PRESET, hold_motion: float = 0.02,
                style_override: MaskStyle | None = None,
                sealer: Callable[[], VaultSealer] | None = None, live: LiveOutputs | None = None,
                realtime: bool = False) -> tuple[CameraJob, InputKind, OutputSpec]:
@@ -353,6 +354,7 @@ def pipeline_for(cfg: ServeConfig, where: str, hub: LiveHub | None = None) -> Ma
     """The pipeline of a `masking serve` config (`hub`: where its `http` outputs are published)."""
     return MaskingPipeline(jobs_from_config(cfg, where, hub), PipelineOptions(
         queue_size=cfg.queue_size, stats_interval_s=cfg.stats_interval_s, detector_threads=cfg.detector_threads,
+        detector_workers=cfg.detector_workers,
     ))
 
 

@@ -40,13 +40,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from masking.config.validation import Identifier, format_validation_error, repeated
 from masking.config.validation import StrictModel as _Strict
 from masking.config.yamlio import load_yaml
 from masking.config.zones import Camera, DetectConfig, load_zones
 from masking.errors import ConfigError
+from masking.video.encoding import DEFAULT_PRESET, ENCODER_PRESETS
 
 
 class SinkSpec(_Strict):
@@ -59,7 +60,18 @@ class SinkSpec(_Strict):
         description="h264 only: cut a new file every this many seconds of source time (NAME_00000.mp4, ...).",
     )
     crf: int = Field(20, ge=0, le=51, description="x264 quality (lower is better); 20 keeps masks crisp.")
-    preset: str = Field("veryfast", pattern=r"^[a-z]+$", description="x264 speed preset; veryfast keeps up with real time.")
+    preset: str = Field(
+        DEFAULT_PRESET,
+        description=f"Encoder preset, one of: {', '.join(ENCODER_PRESETS)}. ingest (default): x264 superfast with "
+        "veryfast's rate control, veryfast's file size for 60% of its CPU (docs/ingest.md).",
+    )
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        if v not in ENCODER_PRESETS:
+            raise ValueError(f"unknown encoder preset {v!r}; choose from: {', '.join(ENCODER_PRESETS)}")
+        return v
 
     @model_validator(mode="after")
     def _segments_h264(self) -> SinkSpec:
@@ -170,7 +182,13 @@ class ServeConfig(_Strict):
     detector_threads: int = Field(
         1, ge=1, le=64,
         description="ONNX Runtime threads per detector group. 1: decode, detection and encoding already run "
-        "in parallel; more ORT threads spin and steal CPU from them (measured: 22 vs 31 ms CPU/frame on 2 cores).",
+        "in parallel; more ORT threads steal CPU from them (measured: 22 vs 31 ms CPU/frame on 2 cores).",
+    )
+    detector_workers: int | None = Field(
+        None, ge=1, le=64,
+        description="Detection threads per detector set; cameras are dealt to them round-robin. Default: one "
+        "per core (one thread caps all cameras at what one core detects: 3 cameras of 720p with faces reach "
+        "20 fps each on 2 cores with one, 25 with two).",
     )
 
     @model_validator(mode="after")

@@ -1,8 +1,9 @@
-"""The detection stage: one thread per group of cameras sharing the same detector set.
+"""The detection stage: threads serving groups of cameras that share the same detector set.
 
-Cameras whose detection config is identical and frame-wide (`where: frame`) share one
-`DynamicMasks` and one thread; key frames from all of them are pooled, and frames of the same
-size go into ONE detector call, whichever camera they come from. Results are posted to each
+Cameras whose detection config is identical and frame-wide (`where: frame`) are dealt to up to
+two groups per core (`build_groups`); each group has its own `DynamicMasks` and thread, key frames
+from its cameras are pooled, and frames of the same size go into ONE detector call, whichever
+camera they come from. Results are posted to each
 camera's `ResultBoard`. A detector that raises posts a failure for every frame of the call; a
 request whose deadline has already passed when the thread reaches it is skipped (the masker has
 released that frame by policy) and counted as late. Nothing here can make a frame less masked.
@@ -11,6 +12,7 @@ released that frame by policy) and counted as late. Nothing here can make a fram
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -200,14 +202,45 @@ class DetectionGroup:
             r.board.post(Result(r.index, b))
 
 
-def build_groups(cameras: list[Camera], factory: DetectorFactory, queue_size: int) -> dict[str, DetectionGroup]:
-    """One `DetectionGroup` per distinct detector set."""
-    members: dict[str, list[Camera]] = {}
-    for cam in cameras:
+def default_workers() -> int:
+    """Detection threads per detector set by default: two per usable core (with one per core, 3
+    cameras on 2 cores put two cameras on one thread, which then caps both)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return 2 * max(1, cores)
+
+
+def build_groups(cameras: list[Camera], factory: DetectorFactory, queue_size: int,
+                 workers: int | None = None) -> list[DetectionGroup | None]:
+    """Each camera's `DetectionGroup` (None: no detection), in the order given.
+
+    Cameras with the same detector set are dealt round-robin to up to `workers` groups (default:
+    two per core), each with its own thread and detector sessions: one thread would cap every
+    camera of the set at what one core detects (ONNX Runtime releases the GIL, so the groups run
+    on all cores). A camera's frames always go to the same group, in order (the source-resolution
+    pass remembers per camera what it saw).
+    """
+    limit = max(1, workers if workers is not None else default_workers())
+    members: dict[str, list[int]] = {}
+    for i, cam in enumerate(cameras):
         key = group_key(cam)
         if key is not None:
-            members.setdefault(key, []).append(cam)
-    return {
-        key: DetectionGroup(key, cams, factory, max_batch=max(4, len(cams)), queue_size=max(queue_size, 2 * len(cams)))
-        for key, cams in members.items()
-    }
+            members.setdefault(key, []).append(i)
+    out: list[DetectionGroup | None] = [None] * len(cameras)
+    for key, idx in members.items():
+        shards = min(limit, len(idx))
+        for s in range(shards):
+            mine = idx[s::shards]
+            cams = [cameras[i] for i in mine]
+            group = DetectionGroup(f"{key}#{s}", cams, factory, max_batch=max(4, len(cams)),
+                                   queue_size=max(queue_size, 2 * len(cams)))
+            for i in mine:
+                out[i] = group
+    return out
+
+
+def unique_groups(groups: list[DetectionGroup | None]) -> list[DetectionGroup]:
+    """The distinct groups of `build_groups`' result, in order."""
+    return list({id(g): g for g in groups if g is not None}.values())

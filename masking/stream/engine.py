@@ -7,7 +7,7 @@ and sinks for both.
 Threads joined by bounded queues, per camera:
 
     source --(frames, bounded)--> masker --(MaskedFrame, bounded)--> sink
-       \\--(key frames)--> detection group (shared by cameras with the same detectors)
+       \\--(key frames)--> detection group (cameras with the same detectors, dealt to one group per core)
                               --(results)--> masker's ResultBoard
 
 PyAV (decode/encode), OpenCV and onnxruntime release the GIL, so the stages overlap on several
@@ -44,7 +44,7 @@ from masking.stream.detect_stage import (
     DetectorFactory,
     Request,
     build_groups,
-    group_key,
+    unique_groups,
 )
 from masking.stream.frames import MaskedFrame, SourceFrame
 from masking.stream.masker import MaskPolicy, MaskStage, RegionSealer, ResultBoard
@@ -89,6 +89,7 @@ class PipelineOptions:
     queue_size: int = 8
     stats_interval_s: float = 10.0
     detector_threads: int = 1
+    detector_workers: int | None = None  # detection threads per detector set; None: one per core
     detector_factory: DetectorFactory | None = None  # default: masking.detect.dynamic.DynamicMasks
 
 
@@ -322,14 +323,11 @@ class MaskingPipeline:
         self._stop = threading.Event()
         self._discard = threading.Event()
         factory = options.detector_factory or _default_factory(options.detector_threads)
-        self.groups = build_groups([j.camera for j in jobs], factory, options.queue_size)
-        for g in self.groups.values():
+        per_camera = build_groups([j.camera for j in jobs], factory, options.queue_size, options.detector_workers)
+        self.groups = unique_groups(per_camera)
+        for g in self.groups:
             g.load()
-        self.cameras = []
-        for job in jobs:
-            key = group_key(job.camera)
-            self.cameras.append(_CameraRun(job, self.groups.get(key) if key else None, options, self._stop,
-                                           self._discard))
+        self.cameras = [_CameraRun(job, group, options, self._stop, self._discard) for job, group in zip(jobs, per_camera)]
 
     def stop(self, discard: bool = False) -> None:
         """Ask every source to stop; frames already read are still masked and written. The outputs
@@ -340,7 +338,7 @@ class MaskingPipeline:
 
     def run(self) -> list[CameraResult]:
         """Start everything, wait for the end, log and return per-camera results."""
-        for g in self.groups.values():
+        for g in self.groups:
             g.start()
         for c in self.cameras:
             c.start()
@@ -354,9 +352,9 @@ class MaskingPipeline:
                         t.join(0.2)
         finally:
             done.set()
-            for g in self.groups.values():
+            for g in self.groups:
                 g.close()
-            for g in self.groups.values():
+            for g in self.groups:
                 g.join(timeout=2.0)
         results = []
         for c in self.cameras:

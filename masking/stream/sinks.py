@@ -25,6 +25,7 @@ import numpy as np
 from masking.errors import OutputError
 from masking.stream.frames import MaskedFrame, require_masked
 from masking.stream.sources import SourceInfo
+from masking.video.encoding import DEFAULT_PRESET
 from masking.video.images import write_image
 from masking.video.layout import PixelLayout
 from masking.video.output import OutputLock, unique_temp
@@ -67,7 +68,7 @@ class H264Sink:
     layouts = (PixelLayout.bgr24, PixelLayout.yuv420p)
 
     def __init__(self, path: str | Path, info: SourceInfo, segment_seconds: float | None = None,
-                 crf: int = 20, preset: str = "veryfast", sealer: VaultSealer | None = None) -> None:
+                 crf: int = 20, preset: str = DEFAULT_PRESET, sealer: VaultSealer | None = None) -> None:
         self.path = Path(path)
         self.sealer = sealer  # vault (issue 12): each segment gets a sealed sidecar, closed with it
         self._sidecar: SidecarWriter | None = None
