@@ -9,7 +9,7 @@ zones: the box centre must fall inside one of the zones), grown by `margin` and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -153,22 +153,31 @@ class DynamicMasks:
         detectors: ready detectors by model name (tests pass `FakeDetector`s); missing ones are
             loaded with `load_detector` at the lowest threshold any spec asks of them.
         threads: ONNX Runtime threads for each detector loaded here.
+        loaded: detectors loaded earlier, by (model, threshold, threads): those that fit are reused
+            and new ones are added (the pipeline's detection groups share one session per model:
+            ONNX Runtime runs a session from several threads at once, and each session holds
+            hundreds of MB of buffers for full-resolution frames).
     """
 
-    def __init__(self, camera: Camera, detectors: Mapping[str, Detector] | None = None, threads: int = 2) -> None:
+    def __init__(self, camera: Camera, detectors: Mapping[str, Detector] | None = None, threads: int = 2,
+                 loaded: MutableMapping[tuple[str, float, int], Detector] | None = None) -> None:
         self.camera = camera
         self.config: DetectConfig = camera.detect or DetectConfig()
         given = dict(detectors or {})
+        cache: MutableMapping[tuple[str, float, int], Detector] = {} if loaded is None else loaded
         self.detectors: dict[str, Detector] = {}
         specs = self.config.detectors
         for model in dict.fromkeys(s.model for s in specs):
             if model in given:
                 self.detectors[model] = given[model]
-            else:
+                continue
+            conf = min(s.threshold for s in specs if s.model == model)
+            key = (model, conf, threads)
+            if key not in cache:
                 from masking.detect.factory import load_detector  # ONNX Runtime only when needed
 
-                conf = min(s.threshold for s in specs if s.model == model)
-                self.detectors[model] = load_detector(model, threads=threads, conf=conf)
+                cache[key] = load_detector(model, threads=threads, conf=conf)
+            self.detectors[model] = cache[key]
         self.plans: list[_ResolvedSpec] = [self._plan(s) for s in specs]
         self._native: dict[str, NativePass] = {}
 

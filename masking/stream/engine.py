@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from masking.config.zones import Camera, MaskStyle
 from masking.errors import MaskingError
@@ -105,10 +106,12 @@ class CameraResult:
 
 
 def _default_factory(threads: int) -> DetectorFactory:
+    loaded: dict[tuple[str, float, int], Any] = {}  # one session per model, shared by the groups
+
     def make(camera: Camera) -> BoxSource:
         from masking.detect.dynamic import DynamicMasks
 
-        return DynamicMasks(camera, threads=threads)
+        return DynamicMasks(camera, threads=threads, loaded=loaded)
 
     return make
 
