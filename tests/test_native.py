@@ -40,7 +40,7 @@ def frame(squares: list[tuple[int, int, int]], seed: int = 0) -> np.ndarray:
 
 
 def run(p: NativePass, img: np.ndarray, stream: str | None = "cam") -> Detections:
-    return p.detect(lambda k: img, [bgr_thumbnail(img)], W, H, None if stream is None else [stream])[0]
+    return p.detect(lambda k, x0, y0, x1, y1: img[y0:y1, x0:x1], [bgr_thumbnail(img)], W, H, None if stream is None else [stream])[0]
 
 
 def test_a_still_picture_is_examined_once() -> None:

@@ -29,9 +29,10 @@ from masking.stream.sinks import RawSink
 from masking.stream.sources import FaultySource
 
 
-def run(jobs_sinks, factory=None, queue_size: int = 8) -> list[CameraResult]:
+def run(jobs_sinks, factory=None, queue_size: int = 8, workers: int | None = None) -> list[CameraResult]:
     jobs = [j for j, _ in jobs_sinks]
-    engine = MaskingPipeline(jobs, PipelineOptions(queue_size=queue_size, stats_interval_s=60, detector_factory=factory))
+    engine = MaskingPipeline(jobs, PipelineOptions(queue_size=queue_size, stats_interval_s=60, detector_factory=factory,
+                                                   detector_workers=workers))
     return engine.run()
 
 
@@ -203,12 +204,37 @@ def test_cameras_with_the_same_models_share_detector_calls() -> None:
     res = run([
         job("a", cam, SyntheticSource(30, camera=0, marker=10), s1),
         job("b", cam, SyntheticSource(30, camera=1, marker=20), s2),
-    ], factory_for(fake))
+    ], factory_for(fake), workers=1)
     assert any(b == {10, 20} for b in fake.batches), fake.batches
     assert len(fake.batches) < 60
     assert_all_masked(s1, camera_no=0)
     assert_all_masked(s2, camera_no=1)
     for r, s in zip(res, (s1, s2)):
+        assert_accounting(r, s)
+
+
+def test_cameras_are_dealt_to_detection_workers() -> None:
+    """Three cameras, two workers: cameras 0 and 2 share one thread, camera 1 has the other; a
+    camera's frames never go to two workers (the source-resolution pass remembers per camera)."""
+    from masking.stream.detect_stage import build_groups, unique_groups
+
+    cams = [camera(), camera(), camera()]
+    groups = build_groups(cams, factory_for(RecordingFake()), queue_size=8, workers=2)
+    assert groups[0] is groups[2] and groups[1] is not groups[0]
+    assert len(unique_groups(groups)) == 2
+    assert len(unique_groups(build_groups(cams, factory_for(RecordingFake()), 8, workers=1))) == 1
+    assert len(unique_groups(build_groups(cams, factory_for(RecordingFake()), 8, workers=8))) == 3
+    other = camera().model_copy(update={"detect": camera().detect.model_copy(update={"every": 3})})
+    mixed = build_groups([cams[0], other], factory_for(RecordingFake()), 8, workers=1)
+    assert mixed[0] is not mixed[1]  # other detectors (lowered thresholds): never the same group
+
+    fake = RecordingFake()
+    sinks = [CollectSink() for _ in range(3)]
+    res = run([job(f"c{i}", cam, SyntheticSource(30, camera=i, marker=10 * (i + 1)), s)
+               for i, (cam, s) in enumerate(zip(cams, sinks))], factory_for(fake), workers=2)
+    assert not any({10, 20} <= b or {20, 30} <= b for b in fake.batches), fake.batches
+    for i, (r, s) in enumerate(zip(res, sinks)):
+        assert_all_masked(s, camera_no=i)
         assert_accounting(r, s)
 
 

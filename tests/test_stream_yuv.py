@@ -182,3 +182,57 @@ def test_planar_detection_input_is_ffmpegs_bgr(shared_dir: Path, clip: str) -> N
             np.testing.assert_array_equal(got.xyxy, want.xyxy)
             faces += len(want)
     assert faces >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", ["office_v001.mp4", "entrance_v002.mp4"])
+def test_planar_crops_are_ffmpegs_bgr(shared_dir: Path, clip: str) -> None:
+    """The source-resolution pass converts only the crops it examines: each even-aligned crop of
+    the planes converts to the very pixels of the whole frame's FFmpeg conversion, so a camera
+    whose frames travel as planes finds the same faces, crop by crop, as one decoded to bgr24."""
+    import av
+
+    from masking.config.zones import parse_zones
+    from masking.detect.dynamic import DynamicMasks, detect_config_from_preset, yuv420p_crop, yuv420p_to_bgr
+    from masking.stream.sources import FileSource
+
+    path = shared_dir / "eval" / "videos" / clip
+    src = FileSource(path)
+    colour = src.open(threading.Event()).colour
+    src.close()
+    from masking.detect.tiling import NativePass, thumbnail
+
+    yunet = DynamicMasks(parse_zones({"cameras": [{"camera_id": "c", "zones": []}]}).cameras[0].model_copy(
+        update={"detect": detect_config_from_preset("faces")}), threads=1).detectors["yunet"]
+    by_crop, by_frame = NativePass(yunet, context=64), NativePass(yunet, context=64)
+    rng = np.random.default_rng(7)
+    faces = 0
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i >= 60:
+                break
+            planes = f.to_ndarray(format="yuv420p")
+            w, h = planes.shape[1], planes.shape[0] * 2 // 3
+            full = yuv420p_to_bgr(planes, w, h, (w, h), colour)
+            if i % 10 == 0:
+                np.testing.assert_array_equal(full, f.to_ndarray(format="bgr24"))
+                for _ in range(20):
+                    x0, y0 = 2 * int(rng.integers(0, w // 2 - 1)), 2 * int(rng.integers(0, h // 2 - 1))
+                    x1 = min(w, x0 + 2 * int(rng.integers(1, 300)))
+                    y1 = min(h, y0 + 2 * int(rng.integers(1, 200)))
+                    part = yuv420p_to_bgr(yuv420p_crop(planes, w, h, x0, y0, x1, y1), x1 - x0, y1 - y0, (x1 - x0, y1 - y0), colour)
+                    np.testing.assert_array_equal(part, full[y0:y1, x0:x1])
+
+            def crop(k: int, x0: int, y0: int, x1: int, y1: int, planes: np.ndarray = planes, w: int = w, h: int = h) -> np.ndarray:
+                return yuv420p_to_bgr(yuv420p_crop(planes, w, h, x0, y0, x1, y1), x1 - x0, y1 - y0, (x1 - x0, y1 - y0), colour)
+
+            def sliced(k: int, x0: int, y0: int, x1: int, y1: int, full: np.ndarray = full) -> np.ndarray:
+                return full[y0:y1, x0:x1]
+
+            thumbs = [thumbnail(planes[:h])]
+            got = by_crop.detect(crop, thumbs, w, h, ["c"])[0]
+            want = by_frame.detect(sliced, thumbs, w, h, ["c"])[0]
+            np.testing.assert_array_equal(got.xyxy, want.xyxy)
+            faces += len(want)
+    assert by_crop.cost.pixels < by_crop.cost.frames  # crops, not whole frames, were examined
+    assert faces >= 10

@@ -50,6 +50,45 @@ def test_writer_keeps_pts_rate_and_count(tmp_path: Path) -> None:
     assert np.abs(frames[3].image.astype(int) - _pattern(3)).mean() < 6
 
 
+def _x264_settings(path: Path) -> dict[str, str]:
+    """The encoder settings libx264 writes into the stream (its SEI 'options:' line)."""
+    data = path.read_bytes()
+    start = data.index(b"options: ") + len(b"options: ")
+    line = data[start : data.index(b"\x00", start)].decode("ascii", "replace")
+    return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+
+
+@pytest.mark.parametrize(("preset", "expect"), [
+    # ingest (the default): superfast's motion search and subpel, veryfast's rate control and partitions
+    (None, {"subme": "1", "me": "dia", "mbtree": "1", "rc_lookahead": "10", "analyse": "0x3:0x113", "crf": "20.0"}),
+    ("veryfast", {"subme": "2", "me": "hex", "mbtree": "1", "rc_lookahead": "10", "analyse": "0x3:0x113"}),
+    ("superfast", {"subme": "1", "mbtree": "0", "analyse": "0x3:0x3"}),
+])
+def test_writer_encoder_presets(tmp_path: Path, preset: str | None, expect: dict[str, str]) -> None:
+    info = StreamInfo(64, 48, Fraction(25), Fraction(1, 25), None, "h264")
+    out = tmp_path / "p.mp4"
+    with VideoWriter(out, info, **({} if preset is None else {"preset": preset})) as writer:
+        for i in range(12):
+            writer.write(_pattern(i), i)
+    settings = _x264_settings(out)
+    assert {k: settings.get(k) for k in expect} == expect
+
+
+def test_unknown_encoder_preset_is_refused_everywhere(tmp_path: Path) -> None:
+    from masking.errors import ConfigError
+    from masking.stream.config import load_serve_config
+
+    info = StreamInfo(64, 48, Fraction(25), Fraction(1, 25), None, "h264")
+    with pytest.raises(OutputError, match=r"encoder preset 'fastest' is not one of: ingest, ultrafast"):
+        VideoWriter(tmp_path / "p.mp4", info, preset="fastest")
+    assert not list(tmp_path.iterdir())  # refused before anything was created
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text("cameras:\n  - {name: a, source: in.mp4, zones: z.yaml, sink: {path: a.mp4, preset: fastest}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_serve_config(cfg)
+    assert "preset" in str(err.value) and "unknown encoder preset 'fastest'; choose from: ingest" in str(err.value)
+
+
 def test_writer_odd_size(tmp_path: Path) -> None:
     info = StreamInfo(33, 21, Fraction(10), Fraction(1, 10), None, "h264")
     out = tmp_path / "odd.mkv"
