@@ -130,6 +130,9 @@ def floor(src: str, dst: str) -> None:
     """Plain PyAV decode + encode, the same encoder settings as `masking filter` (the floor)."""
     import av
 
+    sys.path.insert(0, str(ROOT))
+    from masking.video.encoding import DEFAULT_PRESET, encoder_options
+
     with av.open(src) as inp, av.open(dst, "w") as out:
         s = inp.streams.video[0]
         s.thread_type = "AUTO"
@@ -137,7 +140,7 @@ def floor(src: str, dst: str) -> None:
         o.width, o.height, o.pix_fmt = s.codec_context.width, s.codec_context.height, "yuv420p"
         o.time_base = s.time_base
         o.codec_context.thread_count = 0
-        o.options = {"crf": "20", "preset": "veryfast"}
+        o.options = dict[str, object](encoder_options("libx264", DEFAULT_PRESET, 20))
         for f in inp.decode(s):
             f.pict_type = 0
             for p in o.encode(f):

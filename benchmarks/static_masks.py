@@ -31,6 +31,7 @@ from masking.config.zones import Camera
 from masking.masks.apply import ZoneMasker
 from masking.masks.boxes import MaskBoxes
 from masking.stream.build import mask_file
+from masking.video.encoding import DEFAULT_PRESET, encoder_options
 from masking.video.layout import PixelLayout
 from masking.video.reader import VideoFrame, VideoReader
 from masking.video.writer import VideoWriter
@@ -117,7 +118,7 @@ def plain_transcode(src: Path, dst: Path) -> int:
         o.time_base = s.time_base
         o.codec_context.time_base = s.time_base
         o.codec_context.thread_count = 0
-        o.options = {"crf": "20", "preset": "veryfast"}
+        o.options = dict[str, object](encoder_options("libx264", DEFAULT_PRESET, 20))
         n = 0
         for frame in inp.decode(s):
             for packet in o.encode(frame):
