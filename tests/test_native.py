@@ -101,6 +101,70 @@ def test_the_whole_frame_is_examined_every_refresh_frames() -> None:
     assert fake.calls == 2  # frames 0 and 4
 
 
+def crops_of(img: np.ndarray):
+    return lambda k, x0, y0, x1, y1: img[y0:y1, x0:x1]
+
+
+def test_prepared_ahead_gives_what_one_call_at_a_time_gives() -> None:
+    """The detection stage prepares the next call while the detector runs on this one: the same
+    faces as one call at a time, whatever the order of the overlaps."""
+    frames = [frame([(100 + 7 * i, 100, 20), (900, 500 - 5 * i, 24)], seed=i % 3) for i in range(12)]
+    one = NativePass(FakeDetector(squares_script()), context=64, refresh=5)
+    want = [run(one, f) for f in frames]
+    ahead = NativePass(FakeDetector(squares_script()), context=64, refresh=5)
+    jobs = [ahead.prepare(crops_of(f), [bgr_thumbnail(f)], W, H, ["cam"]) for f in frames[:2]]
+    got = []
+    for f in frames[2:]:
+        got.append(ahead.finish(jobs.pop(0))[0])
+        jobs.append(ahead.prepare(crops_of(f), [bgr_thumbnail(f)], W, H, ["cam"]))
+    got += [ahead.finish(j)[0] for j in jobs]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.sort(g.xyxy, axis=0), np.sort(w.xyxy, axis=0))
+
+
+def test_looks_planned_after_a_failed_one_fail_too() -> None:
+    """Frame 2 was planned trusting frame 1's look; frame 1's detector call fails: frame 2 must not
+    keep what frame 0 found where frame 1 changed (the face moved there), so it fails too, and
+    the frame after is examined whole."""
+    fake = FakeDetector(squares_script(), fail_on=lambda i: i == 1)
+    p = NativePass(fake, context=64)
+    run(p, frame([(100, 100, 20)]))
+    moved = frame([(400, 100, 20)])
+    first = p.prepare(crops_of(moved), [bgr_thumbnail(moved)], W, H, ["cam"])
+    second = p.prepare(crops_of(moved), [bgr_thumbnail(moved)], W, H, ["cam"])  # nothing changed since `first`
+    with pytest.raises(DetectorError):
+        p.finish(first)
+    with pytest.raises(DetectorError, match="planned after a look that failed"):
+        p.finish(second)
+    before = p.cost.pixels
+    d = run(p, moved)
+    assert p.cost.pixels - before == pytest.approx(1.0) and d.xyxy[:, 0].tolist() == [400]
+
+
+def test_an_abandoned_look_is_never_trusted() -> None:
+    p = NativePass(FakeDetector(squares_script()), context=64)
+    run(p, frame([(100, 100, 20)]))
+    moved = frame([(400, 100, 20)])
+    p.abandon(p.prepare(crops_of(moved), [bgr_thumbnail(moved)], W, H, ["cam"]))
+    d = run(p, moved)  # examined whole: the face is where it went, not where it was
+    assert d.xyxy[:, 0].tolist() == [400]
+
+
+def test_a_whole_look_keeps_nothing_old() -> None:
+    """Boxes reaching past the frame's edge never lie inside a crop; a whole look drops them."""
+
+    def script(i: int, img: np.ndarray) -> Detections:
+        box = [[-10, 50, 30, 90]] if i == 0 else []
+        return Detections(np.array(box, np.float32).reshape(-1, 4), np.full(len(box), 0.9, np.float32),
+                          np.zeros(len(box), np.int32), ("face",))
+
+    p = NativePass(FakeDetector(script), context=64, refresh=3)
+    img = frame([])
+    assert len(run(p, img)) == 1  # frame 0, whole: the edge face
+    assert len(run(p, img)) == 1 and len(run(p, img)) == 1  # unchanged: kept
+    assert len(run(p, img)) == 0  # frame 3, whole again: the detector no longer finds it
+
+
 def test_regions_are_aligned_and_inside_the_frame() -> None:
     changed = np.zeros((90, 160), bool)
     changed[0, 0] = changed[89, 159] = changed[40, 80] = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -145,6 +146,42 @@ def centres_inside(xyxy: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]) -
     return mask[cy, cx]
 
 
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One spec's detection of a prepared call: `run` gives its detections per frame; `abandon`
+    releases what was planned when it will not run."""
+
+    plan: _ResolvedSpec
+    run: Callable[[], list[Detections]]
+    abandon: Callable[[], None] = _nothing
+
+
+@dataclass(frozen=True)
+class PreparedFrames:
+    """A call of `DynamicMasks.prepare`, waiting for `DynamicMasks.finish`."""
+
+    n: int
+    size: tuple[int, int]  # full-resolution (width, height)
+    steps: list[_Step]
+
+
+def _shrunk_step(detector: Detector, frames: Batch, sx: float, sy: float) -> Callable[[], list[Detections]]:
+    """The detector's call on shrunk frames, its input made now when it can be (ONNX detectors)."""
+    split = getattr(detector, "prepare_input", None)
+    call: Callable[[], list[Detections]]
+    if split is not None:
+        call = partial(detector.complete, split(frames))  # type: ignore[attr-defined]
+    else:
+        call = partial(detector.detect, frames)
+    if (sx, sy) == (1.0, 1.0):
+        return call
+    return lambda: [d.scaled(sx, sy) for d in call()]
+
+
 class DynamicMasks:
     """Mask regions from a camera's `detect` config.
 
@@ -223,14 +260,11 @@ class DynamicMasks:
     def detect(self, batch: Batch, streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]:
         """Mask regions per frame of a full-resolution (N, H, W, 3) BGR batch (or one frame).
 
-        `streams`: each frame's stream (camera) key, frames of a stream in order: tiles whose
-        picture has not changed since they last ran reuse their detections (`TilePass`). None:
-        every frame on its own.
+        `streams`: each frame's stream (camera) key, frames of a stream in order: regions whose
+        picture has not changed since the detector last looked keep their detections
+        (`NativePass`). None: every frame on its own.
         """
-        frames = as_batch(batch)
-        n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
-        return self._detect(n, width, height, lambda side: downscale(frames, side),
-                            lambda: [bgr_thumbnail(f) for f in frames], lambda k, x0, y0, x1, y1: frames[k, y0:y1, x0:x1], streams)
+        return self.finish(self.prepare(batch, streams))
 
     def detect_yuv420p(self, bufs: npt.NDArray[np.uint8], colour: tuple[int, int] | None = None,
                        streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]:
@@ -238,13 +272,28 @@ class DynamicMasks:
 
         Each detector's shrunk BGR input is made from the planes by `yuv420p_to_bgr` (with the
         source's `colour` tags): the very pixels `detect` gets from bgr24-decoded frames, at the
-        shrunk size and, for the source-resolution pass, at full size (the change test reads the Y
+        shrunk size and, for the source-resolution pass, crop by crop (the change test reads the Y
         plane). Boxes are in full-resolution pixels, as from `detect`.
         """
-        batch = bufs[None] if bufs.ndim == 2 else bufs
-        if batch.dtype != np.uint8 or batch.ndim != 3 or batch.shape[1] % 3:
-            raise DetectorError(f"expected uint8 (N, H*3/2, W) yuv420p buffers, got {batch.dtype} {batch.shape}")
-        n, height, width = batch.shape[0], batch.shape[1] * 2 // 3, batch.shape[2]
+        return self.finish(self.prepare_yuv420p(bufs, colour, streams))
+
+    def prepare(self, batch: Batch, streams: Sequence[Hashable] | None = None) -> PreparedFrames:
+        """The first half of `detect`: everything before the detectors run (shrunk copies, changed
+        regions and their pixels). `finish` runs them; calls of one stream must be finished in the
+        order they were prepared, and a later one may be prepared before an earlier is finished."""
+        frames = as_batch(batch)
+        n, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+        return self._prepare(n, width, height, lambda side: downscale(frames, side),
+                             lambda: [bgr_thumbnail(f) for f in frames], lambda k, x0, y0, x1, y1: frames[k, y0:y1, x0:x1], streams)
+
+    def prepare_yuv420p(self, bufs: npt.NDArray[np.uint8] | Sequence[npt.NDArray[np.uint8]],
+                        colour: tuple[int, int] | None = None, streams: Sequence[Hashable] | None = None) -> PreparedFrames:
+        """`prepare` for yuv420p buffers: (N, H*3/2, W), a sequence of (H*3/2, W), or one."""
+        batch = [bufs] if isinstance(bufs, np.ndarray) and bufs.ndim == 2 else list(bufs)
+        if not batch or any(b.dtype != np.uint8 or b.ndim != 2 or b.shape != batch[0].shape or b.shape[0] % 3 for b in batch):
+            got = sorted({f"{b.dtype} {b.shape}" for b in batch})
+            raise DetectorError(f"expected uint8 (H*3/2, W) yuv420p buffers of one size, got {', '.join(got) or 'none'}")
+        n, height, width = len(batch), batch[0].shape[0] * 2 // 3, batch[0].shape[1]
 
         def small(side: int) -> tuple[Batch, float, float]:
             sw, sh = small_size(width, height, side)
@@ -254,39 +303,53 @@ class DynamicMasks:
         def crop(k: int, x0: int, y0: int, x1: int, y1: int) -> npt.NDArray[np.uint8]:
             # FFmpeg's conversion of the crop's planes alone: FFmpeg converts each 2x2 block from its
             # own chroma sample, so an even-aligned crop gets the very pixels of the whole frame's
-            # conversion (tests/test_native.py checks it) for a fraction of the work
+            # conversion (tests/test_stream_yuv.py checks it) for a fraction of the work
             if (x0 | y0 | x1 | y1 | width | height) & 1:
                 return yuv420p_to_bgr(np.ascontiguousarray(batch[k]), width, height, (width, height), colour)[y0:y1, x0:x1]
             return yuv420p_to_bgr(yuv420p_crop(batch[k], width, height, x0, y0, x1, y1), x1 - x0, y1 - y0, (x1 - x0, y1 - y0), colour)
 
-        return self._detect(n, width, height, small, lambda: [thumbnail(b[:height]) for b in batch], crop, streams)
+        return self._prepare(n, width, height, small, lambda: [thumbnail(b[:height]) for b in batch], crop, streams)
 
-    def _detect(self, n: int, width: int, height: int, shrink: Callable[[int], tuple[Batch, float, float]],
-                thumbs: Callable[[], list[Thumb]], crop: Crop,
-                streams: Sequence[Hashable] | None) -> list[MaskBoxes]:
-        per_frame: list[list[MaskBoxes]] = [[] for _ in range(n)]
+    def _prepare(self, n: int, width: int, height: int, shrink: Callable[[int], tuple[Batch, float, float]],
+                 thumbs: Callable[[], list[Thumb]], crop: Crop, streams: Sequence[Hashable] | None) -> PreparedFrames:
+        steps: list[_Step] = []
         small: dict[int, tuple[Batch, float, float]] = {}
         frame_thumbs: list[Thumb] | None = None
+        try:
+            for plan in self.plans:
+                native = self._native_pass(plan, width, height)
+                if native is not None:
+                    if frame_thumbs is None:
+                        frame_thumbs = thumbs()
+                    keys = None if streams is None else [(s, plan.spec.model) for s in streams]
+                    job = native.prepare(crop, frame_thumbs, width, height, keys)
+                    steps.append(_Step(plan, partial(native.finish, job), partial(native.abandon, job)))
+                else:
+                    side = plan.spec.max_side
+                    if side not in small:
+                        small[side] = shrink(side)
+                    steps.append(_Step(plan, _shrunk_step(plan.detector, *small[side])))
+        except BaseException:
+            for step in steps:
+                step.abandon()
+            raise
+        return PreparedFrames(n, (width, height), steps)
 
-        for plan in self.plans:
-            side = plan.spec.max_side
-            native = self._native_pass(plan, width, height)
-            if native is not None:
-                if frame_thumbs is None:
-                    frame_thumbs = thumbs()
-                keys = None if streams is None else [(s, plan.spec.model) for s in streams]
-                dets = native.detect(crop, frame_thumbs, width, height, keys)
-            else:
-                if side not in small:
-                    small[side] = shrink(side)
-                frames_small, sx, sy = small[side]
-                dets = plan.detector.detect(frames_small)
-                if (sx, sy) != (1.0, 1.0):
-                    dets = [d.scaled(sx, sy) for d in dets]
-            if len(dets) != n:
-                raise DetectorError(f"detector {plan.spec.model!r} returned {len(dets)} results for {n} frames")
+    def finish(self, prepared: PreparedFrames) -> list[MaskBoxes]:
+        """The second half of `detect`: run the detectors of a `prepare`d call."""
+        n = prepared.n
+        per_frame: list[list[MaskBoxes]] = [[] for _ in range(n)]
+        for i, step in enumerate(prepared.steps):
+            try:
+                dets = step.run()
+                if len(dets) != n:
+                    raise DetectorError(f"detector {step.plan.spec.model!r} returned {len(dets)} results for {n} frames")
+            except BaseException:
+                for later in prepared.steps[i + 1:]:
+                    later.abandon()
+                raise
             for k, d in enumerate(dets):
-                per_frame[k].append(self._select(d, plan, (width, height)))
+                per_frame[k].append(self._select(d, step.plan, prepared.size))
         return [MaskBoxes.concat(p) for p in per_frame]
 
     def _native_pass(self, plan: _ResolvedSpec, width: int, height: int) -> NativePass | None:

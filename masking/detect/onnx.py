@@ -158,12 +158,23 @@ class OnnxDetector:
 
     def detect(self, batch: Batch) -> list[Detections]:
         """One `Detections` per frame of a (N, H, W, 3) BGR batch (or one frame), in frame pixels."""
+        return self.complete(self.prepare_input(batch))
+
+    def prepare_input(self, batch: Batch) -> tuple[npt.NDArray[np.float32], Geometry] | None:
+        """The first half of `detect`: the checked batch as the network's input (None: no frames).
+        The pipeline's detection stage runs it while the network works on the previous call."""
         frames = as_batch(batch)
         if frames.shape[0] == 0:
-            return []
+            return None
         if frames.shape[1] < 2 or frames.shape[2] < 2:
             raise DetectorError(f"model {self.name!r}: frames of {frames.shape[2]}x{frames.shape[1]} are too small")
-        tensor, geom = self.preprocess(frames)
+        return self.preprocess(frames)
+
+    def complete(self, prepared: tuple[npt.NDArray[np.float32], Geometry] | None) -> list[Detections]:
+        """The second half of `detect`: the network and the decoding of its output."""
+        if prepared is None:
+            return []
+        tensor, geom = prepared
         outputs = self.raw_run(tensor)
         for out in outputs:  # a NaN score would silently drop a box: fail instead
             if not np.isfinite(out).all():

@@ -26,6 +26,7 @@ import logging
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -63,12 +64,28 @@ def bgr_thumbnail(frame: npt.NDArray[np.uint8]) -> Thumb:
 
 @dataclass
 class _Memory:
-    """What one stream's detector last saw (per block) and found (frame pixels)."""
+    """What one stream's detector last saw (per block) and found (frame pixels).
+
+    `broken`: a look planned against this memory was never completed (the detector failed): the
+    looks planned after it would trust `seen` for changes nobody examined, so they fail too.
+    """
 
     size: tuple[int, int]
     seen: Thumb
     found: Detections
     since_full: int = 0
+    broken: bool = False
+
+
+@dataclass
+class NativeJob:
+    """One call's planned looks (`NativePass.prepare`), waiting for the detector (`finish`)."""
+
+    keys: list[Hashable | None]
+    crops: list[npt.NDArray[np.int64]]  # per frame: the crops to examine
+    whole: list[bool]  # per frame: the whole frame is examined (nothing old is kept)
+    memories: list[_Memory | None]
+    calls: list[tuple[list[tuple[int, int]], Callable[[], list[Detections]]]]  # per crop size: (frame, crop)s, the detector call
 
 
 @dataclass
@@ -135,22 +152,24 @@ class NativePass:
     def forget(self, stream: Hashable) -> None:
         self._memory.pop(stream, None)
 
-    def _changed(self, key: Hashable | None, thumb: Thumb, size: tuple[int, int]) -> tuple[npt.NDArray[np.bool_], _Memory | None]:
+    def _changed(self, key: Hashable | None, thumb: Thumb, size: tuple[int, int]) -> tuple[npt.NDArray[np.bool_] | None, _Memory | None]:
+        """The changed blocks (None: examine the whole frame) and the stream's memory."""
         mem = self._memory.get(key) if key is not None else None
         if mem is not None and mem.size == size and mem.since_full + 1 < self.refresh:
             changed = np.abs(thumb - mem.seen) > self.change
             mem.seen[changed] = thumb[changed]
             mem.since_full += 1
             return changed, mem
-        if key is not None:  # new stream, new frame size, or time for a whole look
-            found = mem.found if mem is not None and mem.size == size else Detections.empty(self.detector.class_names)
-            mem = _Memory(size, thumb.copy(), found)
+        if mem is not None and mem.size == size:  # time for a whole look: the same memory, reset
+            mem.seen, mem.since_full = thumb.copy(), 0
+        elif key is not None:  # a new stream or a new frame size
+            mem = _Memory(size, thumb.copy(), Detections.empty(self.detector.class_names))
             self._memory[key] = mem
-        return np.ones(thumb.shape, bool), mem
+        return None, mem
 
     def detect(self, crop: Crop, thumbs: Sequence[Thumb],
                width: int, height: int, streams: Sequence[Hashable | None] | None = None) -> list[Detections]:
-        """Detections in frame pixels for each of `len(thumbs)` frames.
+        """Detections in frame pixels for each of `len(thumbs)` frames: `finish(prepare(...))`.
 
         Args:
             crop: (k, x0, y0, x1, y1) -> the full-resolution (y1-y0, x1-x0, 3) BGR pixels of frame
@@ -160,50 +179,90 @@ class NativePass:
             streams: each frame's stream key (frames of one stream in order); None: no memory,
                 every frame examined whole.
         """
+        return self.finish(self.prepare(crop, thumbs, width, height, streams))
+
+    def prepare(self, crop: Crop, thumbs: Sequence[Thumb],
+                width: int, height: int, streams: Sequence[Hashable | None] | None = None) -> NativeJob:
+        """Plan the looks (changed regions) and cut their pixels; nothing is detected yet.
+
+        Jobs of one stream must be finished in the order they were prepared; a later job may be
+        prepared before an earlier one is finished (the detection stage overlaps the two).
+        """
         n = len(thumbs)
-        keys: Sequence[Hashable | None] = streams if streams is not None else [None] * n
+        keys: list[Hashable | None] = list(streams) if streams is not None else [None] * n
         if len(keys) != n:
             raise DetectorError(f"{len(keys)} stream keys for {n} frames")
         try:
-            return self._detect(crop, thumbs, width, height, keys)
+            return self._prepare(crop, thumbs, width, height, keys)
         except BaseException:
-            # the memory may hold thumbnails whose detections were never stored: forget it, so the
-            # next frame of these streams is examined whole (never reuse what nobody looked at)
+            # the memory may hold thumbnails whose detections will never be stored: forget it, so
+            # the next frame of these streams is examined whole (never reuse what nobody looked at)
             for key in keys:
                 self.forget(key)
             raise
 
-    def _detect(self, crop: Crop, thumbs: Sequence[Thumb],
-                width: int, height: int, keys: Sequence[Hashable | None]) -> list[Detections]:
-        n = len(thumbs)
-        plans: list[tuple[npt.NDArray[np.int64], _Memory | None]] = []
-        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # crop (w, h) -> [(frame, crop)]
-        for k in range(n):
-            changed, mem = self._changed(keys[k], thumbs[k], (width, height))
-            crops = regions(changed, self.context_blocks, width, height)
-            plans.append((crops, mem))
+    def _prepare(self, crop: Crop, thumbs: Sequence[Thumb], width: int, height: int,
+                 keys: list[Hashable | None]) -> NativeJob:
+        job = NativeJob(keys, [], [], [], [])
+        members: dict[tuple[int, int], list[tuple[int, int]]] = {}  # crop (w, h) -> [(frame, crop)]
+        for k, thumb in enumerate(thumbs):
+            changed, mem = self._changed(keys[k], thumb, (width, height))
+            whole = changed is None
+            if changed is None:
+                crops = np.array([[0, 0, width, height]], np.int64)
+            else:
+                crops = regions(changed, self.context_blocks, width, height)
+            job.crops.append(crops)
+            job.whole.append(whole)
+            job.memories.append(mem)
             for j, (x0, y0, x1, y1) in enumerate(crops):
-                groups.setdefault((int(x1 - x0), int(y1 - y0)), []).append((k, j))
+                members.setdefault((int(x1 - x0), int(y1 - y0)), []).append((k, j))
             self.cost.pixels += float(((crops[:, 2] - crops[:, 0]) * (crops[:, 3] - crops[:, 1])).sum()) / (width * height)
-        self.cost.frames += n
+        self.cost.frames += len(thumbs)
+        split = getattr(self.detector, "prepare_input", None)  # ONNX detectors: their input is made here too
+        for group in members.values():
+            cuts = np.stack([crop(k, *(int(v) for v in job.crops[k][j])) for k, j in group])
+            if split is not None:
+                job.calls.append((group, partial(self.detector.complete, split(cuts))))  # type: ignore[attr-defined]
+            else:
+                job.calls.append((group, partial(self.detector.detect, cuts)))
+        return job
+
+    def finish(self, job: NativeJob) -> list[Detections]:
+        """Run the detector on a prepared job's crops and merge with what each stream kept."""
+        try:
+            broken = [k for k, mem in enumerate(job.memories) if mem is not None and mem.broken]
+            if broken:
+                raise DetectorError(f"frame {broken[0]} of this call was planned after a look that failed")
+            return self._finish(job)
+        except BaseException:
+            self.abandon(job)
+            raise
+
+    def abandon(self, job: NativeJob) -> None:
+        """A prepared job that will not be finished: its streams' memories are dropped, and jobs
+        planned after it against them fail in `finish` (they trusted looks nobody made)."""
+        for key, mem in zip(job.keys, job.memories):
+            if mem is not None:
+                mem.broken = True
+            if key is not None and self._memory.get(key) is mem:
+                self.forget(key)
+
+    def _finish(self, job: NativeJob) -> list[Detections]:
         found: dict[tuple[int, int], Detections] = {}
-        for members in groups.values():
-            cuts = []
-            for k, j in members:
-                x0, y0, x1, y1 = (int(v) for v in plans[k][0][j])
-                cuts.append(crop(k, x0, y0, x1, y1))
-            dets = self.detector.detect(np.stack(cuts))
-            if len(dets) != len(cuts):
-                raise DetectorError(f"detector {self.detector.name!r} returned {len(dets)} results for {len(cuts)} crops")
+        for group, call in job.calls:
+            dets = call()
+            if len(dets) != len(group):
+                raise DetectorError(f"detector {self.detector.name!r} returned {len(dets)} results for {len(group)} crops")
             self.cost.calls += 1
-            self.cost.crops += len(cuts)
-            for (k, j), d in zip(members, dets):
-                x0, y0 = plans[k][0][j][:2]
+            self.cost.crops += len(group)
+            for (k, j), d in zip(group, dets):
+                x0, y0 = job.crops[k][j][:2]
                 found[(k, j)] = Detections(d.xyxy + np.array([x0, y0, x0, y0], np.float32), d.confidence, d.class_id, d.class_names)
         out: list[Detections] = []
-        for k, (crops, mem) in enumerate(plans):
+        for k, (crops, mem) in enumerate(zip(job.crops, job.memories)):
             parts = [found[(k, j)] for j in range(len(crops))]
-            if mem is not None:
+            if mem is not None and not job.whole[k]:
                 old = mem.found
                 parts.append(old[~inside_any(old.xyxy, crops)])
             d = self._merged(parts)

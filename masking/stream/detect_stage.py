@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import cv2
@@ -33,19 +34,11 @@ log = logging.getLogger(__name__)
 
 
 class BoxSource(Protocol):
-    """What the stage needs from `masking.detect.dynamic.DynamicMasks`."""
+    """What the stage needs from `masking.detect.dynamic.DynamicMasks`. When the object also has
+    `prepare` / `prepare_yuv420p` and `finish` (DynamicMasks does), the stage splits each call in
+    two and overlaps them; otherwise `detect` runs whole in the second stage."""
 
     def detect(self, batch: np.ndarray, streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]: ...
-
-
-def _detect_yuv420p(dyn: BoxSource, bufs: np.ndarray, colour: tuple[int, int] | None,
-                    streams: Sequence[Hashable]) -> list[MaskBoxes]:
-    """Detect on (N, H*3/2, W) yuv420p buffers: the detector's own planar path when it has one
-    (`DynamicMasks.detect_yuv420p`: FFmpeg's conversion, as for bgr24 frames), else full-size BGR."""
-    planar = getattr(dyn, "detect_yuv420p", None)
-    if planar is not None:
-        return list(planar(bufs, colour, streams))
-    return dyn.detect(np.stack([cv2.cvtColor(b, cv2.COLOR_YUV2BGR_I420) for b in bufs]), streams)
 
 
 DetectorFactory = Callable[[Camera], BoxSource]
@@ -108,7 +101,12 @@ class DetectionGroup:
         self._dyn: BoxSource | None = None
         self.unavailable: str | None = None
         self.calls = 0
-        self._thread = threading.Thread(target=self._run, name=f"detect[{cameras[0].camera_id}+{len(cameras) - 1}]", daemon=True)
+        # two stages, so one camera's detection uses two cores: `prepare` (changed regions, colour
+        # conversion, crops) of the next call runs while the detectors run on this one
+        self._ready: BoundedQueue[tuple[list[Request], Callable[[], list[MaskBoxes]], float]] = BoundedQueue(2)
+        name = f"{cameras[0].camera_id}+{len(cameras) - 1}"
+        self._threads = [threading.Thread(target=self._prepare_loop, name=f"detect-prep[{name}]", daemon=True),
+                         threading.Thread(target=self._finish_loop, name=f"detect[{name}]", daemon=True)]
 
     def attach(self, board: ResultBoard) -> None:
         self._boards.append(board)
@@ -128,7 +126,8 @@ class DetectionGroup:
 
     def start(self) -> None:
         if self._dyn is not None:
-            self._thread.start()
+            for t in self._threads:
+                t.start()
 
     def submit(self, req: Request, live: bool) -> bool:
         """Queue a key frame. Live cameras never wait (the oldest request is skipped instead); others
@@ -146,60 +145,92 @@ class DetectionGroup:
         self.queue.close()
 
     def join(self, timeout: float) -> None:
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        end = time.monotonic() + timeout
+        for t in self._threads:
+            if t.is_alive():
+                t.join(max(0.0, end - time.monotonic()))
 
-    def _run(self) -> None:
+    def _prepare_loop(self) -> None:
         assert self._dyn is not None
+        try:
+            while True:
+                try:
+                    reqs = self.queue.get_many(self.max_batch)
+                except Closed:
+                    return
+                try:
+                    now = time.monotonic()
+                    fresh = []
+                    for r in reqs:
+                        if r.deadline <= now:
+                            r.board.skip(r.index)  # already released by the masker; don't waste the detector on it
+                        else:
+                            fresh.append(r)
+                    by_shape: dict[tuple[object, ...], list[Request]] = {}
+                    for r in fresh:
+                        by_shape.setdefault((r.layout, r.colour, *r.image.shape), []).append(r)
+                    for group in by_shape.values():
+                        t0 = time.monotonic()
+                        try:
+                            finish = self._prepare(group)
+                        except Exception as exc:
+                            self._failed(group, exc, t0)
+                            continue
+                        self._ready.put((group, finish, t0))  # waits while two calls are ready
+                except Exception:
+                    log.exception("detection stage error; the affected frames get the fail policy")
+                    for r in reqs:
+                        r.board.post(Result(r.index, None, "detection stage error"))
+        finally:
+            self._ready.close()
+
+    def _prepare(self, reqs: list[Request]) -> Callable[[], list[MaskBoxes]]:
+        """The first half of the detection of `reqs` (one layout and size); returns the second."""
+        assert self._dyn is not None
+        dyn = self._dyn
+        streams = [r.camera for r in reqs]  # per-camera memory (source-resolution pass), frames in order
+        images = [r.image for r in reqs]
+        if reqs[0].layout == "yuv420p":
+            prepare = getattr(dyn, "prepare_yuv420p", None)
+            if prepare is not None:
+                prepared = prepare(images, reqs[0].colour, streams)
+                return partial(dyn.finish, prepared)  # type: ignore[attr-defined]
+            bgr = np.stack([cv2.cvtColor(b, cv2.COLOR_YUV2BGR_I420) for b in images])
+            return partial(dyn.detect, bgr, streams)
+        batch = images[0][None] if len(images) == 1 else np.stack(images)
+        prepare = getattr(dyn, "prepare", None)
+        if prepare is not None:
+            return partial(dyn.finish, prepare(batch, streams))  # type: ignore[attr-defined]
+        return partial(dyn.detect, batch, streams)
+
+    def _finish_loop(self) -> None:
         while True:
             try:
-                reqs = self.queue.get_many(self.max_batch)
+                reqs, finish, t0 = self._ready.get()
             except Closed:
                 return
             try:
-                now = time.monotonic()
-                fresh = []
-                for r in reqs:
-                    if r.deadline <= now:
-                        r.board.skip(r.index)  # already released by the masker; don't waste the detector on it
-                    else:
-                        fresh.append(r)
-                by_shape: dict[tuple[object, ...], list[Request]] = {}
-                for r in fresh:
-                    by_shape.setdefault((r.layout, r.colour, *r.image.shape), []).append(r)
-                for group in by_shape.values():
-                    self._detect(group)
-            except Exception:
-                log.exception("detection stage error; the affected frames get the fail policy")
-                for r in reqs:
-                    r.board.post(Result(r.index, None, "detection stage error"))
-
-    def _detect(self, reqs: list[Request]) -> None:
-        assert self._dyn is not None
-        batch = reqs[0].image[None] if len(reqs) == 1 else np.stack([r.image for r in reqs])
-        t0 = time.monotonic()
-        try:
-            streams = [r.camera for r in reqs]  # per-camera memory (source-resolution pass), frames in order
-            if reqs[0].layout == "yuv420p":
-                boxes = _detect_yuv420p(self._dyn, batch, reqs[0].colour, streams)
-            else:
-                boxes = self._dyn.detect(batch, streams)
-            if len(boxes) != len(reqs):
-                raise RuntimeError(f"detector returned {len(boxes)} results for {len(reqs)} frames")
-        except Exception as exc:
+                boxes = finish()
+                if len(boxes) != len(reqs):
+                    raise RuntimeError(f"detector returned {len(boxes)} results for {len(reqs)} frames")
+            except Exception as exc:
+                self._failed(reqs, exc, t0)
+                continue
+            finally:
+                self.calls += 1
             ms = (time.monotonic() - t0) * 1000.0
-            log.warning("detector failed on %d frame(s) (%s); those frames get the fail policy", len(reqs), exc)
-            for r in reqs:
-                r.stats.add("detector_errors")
+            for r, b in zip(reqs, boxes):
                 r.stats.detect_latency(ms)
-                r.board.post(Result(r.index, None, str(exc)))
-            return
-        finally:
-            self.calls += 1
+                r.board.post(Result(r.index, b))
+
+    @staticmethod
+    def _failed(reqs: list[Request], exc: Exception, t0: float) -> None:
         ms = (time.monotonic() - t0) * 1000.0
-        for r, b in zip(reqs, boxes):
+        log.warning("detector failed on %d frame(s) (%s); those frames get the fail policy", len(reqs), exc)
+        for r in reqs:
+            r.stats.add("detector_errors")
             r.stats.detect_latency(ms)
-            r.board.post(Result(r.index, b))
+            r.board.post(Result(r.index, None, str(exc)))
 
 
 def default_workers() -> int:
