@@ -170,6 +170,10 @@ def test_http_routes_status_codes_and_token() -> None:
         assert c.get("/cameras/cam/seg_0.ts").status_code == 404
         page = c.get("/cameras/%E6%91%84%E5%83%8F%E5%A4%B41/")
         assert page.status_code == 200 and 'src="/cameras/%E6%91%84%E5%83%8F%E5%A4%B41/index.m3u8"' in page.text
+        assert '<script src="/player.js"></script>' in page.text and "script-src 'self'" in page.headers["content-security-policy"]
+        js = c.get("/player.js")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        assert "v.load()" in js.text  # the page reloads a refused or stalled stream by itself
         assert c.get("/cameras", headers={"host": "evil.example:8090"}).status_code == 403  # DNS rebinding
         assert c.post("/cameras", json={}).status_code in (401, 403, 405)  # nothing but GET
         assert not any(k.lower().startswith("access-control") for k in c.get("/cameras").headers)
@@ -392,9 +396,10 @@ def test_chromium_plays_the_hls_stream(tmp_path: Path) -> None:
     errors: list[str] = []
     try:
         _wait_http(port, "/cameras")
-        # Chromium's player now and then fails to parse a live playlist opened in the stream's first
-        # seconds (a known limitation, docs/recorders.md); recorders are unaffected (the FFmpeg test
-        # connects at once). Open it once the 6-segment window has filled.
+        # Chromium's player now and then refuses or stalls on a live playlist opened in the stream's
+        # first seconds (docs/recorders.md); the page reloads it by itself (/player.js), and
+        # recorders are unaffected (the FFmpeg test connects at once). Open it once the 6-segment
+        # window has filled, as a person would.
         _wait_http(port, "/cameras/office/index.m3u8")
         time.sleep(4)
         with sync_playwright() as p:

@@ -2,7 +2,8 @@
 
     GET /                             the cameras, with links to their players (HTML)
     GET /cameras                      the camera names (JSON)
-    GET /cameras/{name}/              a player page (HTML5 video of the HLS playlist, no script)
+    GET /cameras/{name}/              a player page (HTML5 video of the HLS playlist)
+    GET /player.js                    the player page's only script: reloads a stalled or refused stream
     GET /cameras/{name}/stream.ts     MPEG-TS over HTTP, from the next keyframe, as long as it runs
     GET /cameras/{name}/index.m3u8    HLS playlist (MPEG-TS segments of about one keyframe interval)
     GET /cameras/{name}/seg_{n}.ts    one HLS segment
@@ -38,7 +39,30 @@ from masking.web.security import SecurityPolicy
 log = logging.getLogger(__name__)
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
-</head><body>{body}</body></html>"""  # no inline style or script: the middleware's CSP allows neither
+</head><body>{body}</body></html>"""  # no inline style or script: the middleware's CSP allows neither (scripts are files)
+
+
+# Chromium now and then refuses a live playlist opened in a stream's first seconds, or stalls on it;
+# a person would press reload: the page does it for them (at most 30 times, 1 s apart).
+_PLAYER_JS = """"use strict";
+const v = document.getElementById("v");
+const src = v.getAttribute("src");
+let tries = 0, last = -1, still = 0;
+function reload() {
+  if (tries >= 30) return;
+  tries += 1;
+  v.src = src;
+  v.load();
+  v.play().catch(() => {});
+}
+v.addEventListener("error", () => setTimeout(reload, 1000));
+setInterval(() => {
+  if (v.paused && v.readyState > 0) return;
+  still = v.currentTime === last ? still + 1 : 0;
+  last = v.currentTime;
+  if (still >= 8) { still = 0; reload(); }
+}, 1000);
+"""
 
 
 def live_routes(hub: LiveHub, wait_s: float = 15.0) -> list[BaseRoute]:
@@ -121,12 +145,13 @@ def live_routes(hub: LiveHub, wait_s: float = 15.0) -> list[BaseRoute]:
         if err is not None:
             return err
         body = (f'<video id="v" src="/cameras/{quote(name, safe="")}/index.m3u8" autoplay muted playsinline controls '
-                'width="100%"></video>')
+                'width="100%"></video><script src="/player.js"></script>')
         return HTMLResponse(_PAGE.format(title=f"masking: {html.escape(name)}", body=body))
 
     return [
         Route("/", index),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/player.js", lambda request: Response(_PLAYER_JS, media_type="text/javascript")),
         Route("/cameras", cameras),
         Route("/cameras/{name}/", player),
         Route("/cameras/{name}/stream.ts", stream_ts),
