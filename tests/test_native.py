@@ -183,3 +183,29 @@ def test_dynamic_masks_find_small_faces_only_at_source_resolution() -> None:
         cam = Camera(camera_id="c", detect=DetectConfig(detectors=[spec.model_copy(update={"native": native})]))
         dm = DynamicMasks(cam, {"yunet": FakeDetector(squares_script(min_side=10))})
         assert len(dm.detect(img, ["c"])[0]) == found
+
+
+def test_stills_of_one_size_are_each_examined_whole(tmp_path) -> None:
+    """Photos of a folder are unrelated pictures: the second is not compared with the first. Its
+    'face' sits in one 8x8 block that was 248 grey in the first photo (2 levels from the face's
+    250: unchanged for the change test), so only a whole look finds it."""
+    from stream_helpers import CollectSink
+
+    from masking.stream.engine import CameraJob, MaskingPipeline, PipelineOptions
+    from masking.stream.sources import ImageSource
+
+    first, second = frame([]), frame([])
+    first[400:408, 640:648] = 248
+    second[400:408, 640:648] = 250
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    for p, img in zip(paths, (first, second)):
+        cv2.imwrite(str(p), img)
+    spec = DetectSpec(model="yunet", classes=["face"], threshold=0.4, margin=1.0, shape="box", max_side=640, native=True)
+    cam = Camera(camera_id="c", detect=DetectConfig(detectors=[spec]))
+    sink = CollectSink()
+    fake = FakeDetector(squares_script())
+    job = CameraJob("photos", cam, ImageSource(paths), lambda info: sink)
+    MaskingPipeline([job], PipelineOptions(stats_interval_s=60, detector_factory=lambda c: DynamicMasks(c, {"yunet": fake}))).run()
+    assert [f.index for f in sink.frames] == [0, 1]
+    out = sink.frames[1].image
+    assert out[400:408, 640:648].max() < 250  # the second photo's face is masked

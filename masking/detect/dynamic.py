@@ -257,7 +257,7 @@ class DynamicMasks:
         d = d.grown(plan.spec.margin, width, height)
         return MaskBoxes(d.xyxy, np.full(len(d), plan.spec.shape == "ellipse"))
 
-    def detect(self, batch: Batch, streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]:
+    def detect(self, batch: Batch, streams: Sequence[Hashable | None] | None = None) -> list[MaskBoxes]:
         """Mask regions per frame of a full-resolution (N, H, W, 3) BGR batch (or one frame).
 
         `streams`: each frame's stream (camera) key, frames of a stream in order: regions whose
@@ -267,7 +267,7 @@ class DynamicMasks:
         return self.finish(self.prepare(batch, streams))
 
     def detect_yuv420p(self, bufs: npt.NDArray[np.uint8], colour: tuple[int, int] | None = None,
-                       streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]:
+                       streams: Sequence[Hashable | None] | None = None) -> list[MaskBoxes]:
         """`detect` on full-resolution yuv420p buffers, (N, H*3/2, W) or one (H*3/2, W).
 
         Each detector's shrunk BGR input is made from the planes by `yuv420p_to_bgr` (with the
@@ -277,7 +277,7 @@ class DynamicMasks:
         """
         return self.finish(self.prepare_yuv420p(bufs, colour, streams))
 
-    def prepare(self, batch: Batch, streams: Sequence[Hashable] | None = None) -> PreparedFrames:
+    def prepare(self, batch: Batch, streams: Sequence[Hashable | None] | None = None) -> PreparedFrames:
         """The first half of `detect`: everything before the detectors run (shrunk copies, changed
         regions and their pixels). `finish` runs them; calls of one stream must be finished in the
         order they were prepared, and a later one may be prepared before an earlier is finished."""
@@ -287,7 +287,7 @@ class DynamicMasks:
                              lambda: [bgr_thumbnail(f) for f in frames], lambda k, x0, y0, x1, y1: frames[k, y0:y1, x0:x1], streams)
 
     def prepare_yuv420p(self, bufs: npt.NDArray[np.uint8] | Sequence[npt.NDArray[np.uint8]],
-                        colour: tuple[int, int] | None = None, streams: Sequence[Hashable] | None = None) -> PreparedFrames:
+                        colour: tuple[int, int] | None = None, streams: Sequence[Hashable | None] | None = None) -> PreparedFrames:
         """`prepare` for yuv420p buffers: (N, H*3/2, W), a sequence of (H*3/2, W), or one."""
         batch = [bufs] if isinstance(bufs, np.ndarray) and bufs.ndim == 2 else list(bufs)
         if not batch or any(b.dtype != np.uint8 or b.ndim != 2 or b.shape != batch[0].shape or b.shape[0] % 3 for b in batch):
@@ -311,7 +311,7 @@ class DynamicMasks:
         return self._prepare(n, width, height, small, lambda: [thumbnail(b[:height]) for b in batch], crop, streams)
 
     def _prepare(self, n: int, width: int, height: int, shrink: Callable[[int], tuple[Batch, float, float]],
-                 thumbs: Callable[[], list[Thumb]], crop: Crop, streams: Sequence[Hashable] | None) -> PreparedFrames:
+                 thumbs: Callable[[], list[Thumb]], crop: Crop, streams: Sequence[Hashable | None] | None) -> PreparedFrames:
         steps: list[_Step] = []
         small: dict[int, tuple[Batch, float, float]] = {}
         frame_thumbs: list[Thumb] | None = None
@@ -321,7 +321,7 @@ class DynamicMasks:
                 if native is not None:
                     if frame_thumbs is None:
                         frame_thumbs = thumbs()
-                    keys = None if streams is None else [(s, plan.spec.model) for s in streams]
+                    keys = None if streams is None else [None if s is None else (s, plan.spec.model) for s in streams]
                     job = native.prepare(crop, frame_thumbs, width, height, keys)
                     steps.append(_Step(plan, partial(native.finish, job), partial(native.abandon, job)))
                 else:

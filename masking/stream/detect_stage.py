@@ -38,7 +38,7 @@ class BoxSource(Protocol):
     `prepare` / `prepare_yuv420p` and `finish` (DynamicMasks does), the stage splits each call in
     two and overlaps them; otherwise `detect` runs whole in the second stage."""
 
-    def detect(self, batch: np.ndarray, streams: Sequence[Hashable] | None = None) -> list[MaskBoxes]: ...
+    def detect(self, batch: np.ndarray, streams: Sequence[Hashable | None] | None = None) -> list[MaskBoxes]: ...
 
 
 DetectorFactory = Callable[[Camera], BoxSource]
@@ -86,6 +86,7 @@ class Request:
     stats: CameraStats
     layout: str = "bgr24"  # "bgr24" (H, W, 3) or "yuv420p" (H*3/2, W) planes
     colour: tuple[int, int] | None = None  # yuv420p: the source's FFmpeg (colorspace, color_range)
+    remember: bool = True  # frames of a stream (the detector keeps what it saw); False: unrelated stills
 
 
 class DetectionGroup:
@@ -188,7 +189,8 @@ class DetectionGroup:
         """The first half of the detection of `reqs` (one layout and size); returns the second."""
         assert self._dyn is not None
         dyn = self._dyn
-        streams = [r.camera for r in reqs]  # per-camera memory (source-resolution pass), frames in order
+        # per-camera memory (source-resolution pass), frames in order; stills are examined whole
+        streams: list[Hashable | None] = [r.camera if r.remember else None for r in reqs]
         images = [r.image for r in reqs]
         if reqs[0].layout == "yuv420p":
             prepare = getattr(dyn, "prepare_yuv420p", None)

@@ -197,7 +197,7 @@ class _CameraRun:
                         board.skip(index)
                 elif board is not None and self.group is not None:
                     req = Request(self.job.name, index, image, time.monotonic() + max_latency, board, self.stats,
-                                  info.layout, info.colour)
+                                  info.layout, info.colour, remember=not info.stills)
                     board.submitted(index)
                     if self.group.submit(req, live):
                         sf.deadline = req.deadline
