@@ -132,21 +132,28 @@ def test_live_sink_encodes_once_and_serves_ts_and_hls() -> None:
         client_box["c"] = sink.ts.connect()
         return sink
 
-    _run(make_and_connect, n=50)
+    _run(make_and_connect, n=175)
     sink = holder["s"]
-    assert sink.encoder.frames == 50 and sink.encoder.packets == 50
+    assert sink.encoder.frames == 175 and sink.encoder.packets == 175
     hls = sink.hls
     assert isinstance(hls, HlsSegments) and hls.ended
     playlist = hls.playlist()
     assert playlist.startswith("#EXTM3U") and playlist.rstrip().endswith("#EXT-X-ENDLIST")
     segs = [line for line in playlist.splitlines() if line.endswith(".ts")]
-    assert len(segs) >= 4  # 2 s of frames cut at 0.4 s keyframes
+    assert len(segs) == hls.window  # 7 s of frames cut at 0.4 s keyframes: 17 segments, the last 6 listed
+    # the 6 segments before the listed ones are still served (RFC 8216 6.2.2: a player holding the
+    # previous playlist may ask for them); the ones before those are gone
+    first = int(segs[0][len("seg_"):-len(".ts")])
+    assert first > hls.window
+    assert all(hls.segment(first - k) is not None for k in range(1, hls.window + 1))
+    assert hls.segment(first - hls.window - 1) is None
+    assert hls.segment(int(segs[-1][len("seg_"):-len(".ts")]) + 1) is None  # not yet made
     client = client_box["c"]
     chunks = []
     while len(client.queue):  # type: ignore[attr-defined]
         chunks.append(client.queue.get())  # type: ignore[attr-defined]
     decoded = _decode(b"".join(chunks))
-    assert len(decoded) == 50
+    assert len(decoded) == 175
     assert all(img[:48, :64].max() < 40 for img in decoded)  # the zone is masked in the stream
 
 
@@ -411,6 +418,7 @@ def test_chromium_plays_the_hls_stream(tmp_path: Path) -> None:
             page.on("pageerror", lambda e: errors.append(str(e)))
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
+            page.on("response", lambda r: errors.append(f"HTTP {r.status} for {r.url}") if r.status >= 400 else None)
             page.goto(f"http://127.0.0.1:{port}/cameras/office/")  # the server's own player page
             end = time.monotonic() + 45  # polled from here: the page's CSP forbids wait_for_function's eval
             while page.evaluate("() => document.getElementById('v').currentTime") <= 3:

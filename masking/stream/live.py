@@ -270,7 +270,9 @@ class _Segment:
 
 @dataclass
 class HlsSegments(Subscriber):
-    """HLS: MPEG-TS segments cut at keyframes (about `target_s` long), the last `window` kept in memory."""
+    """HLS: MPEG-TS segments cut at keyframes (about `target_s` long); the playlist lists the last
+    `window`, and a segment stays available for another `window` after it leaves the playlist
+    (RFC 8216, 6.2.2: a player that loaded the previous playlist may still ask for it)."""
 
     camera: str
     info: SourceInfo
@@ -298,7 +300,7 @@ class HlsSegments(Subscriber):
         self._seq += 1
         with self._lock:
             self.segments.append(seg)
-            while len(self.segments) > self.window:
+            while len(self.segments) > 2 * self.window:
                 self.segments.popleft()
         self._mux, self._buf = None, []
 
@@ -324,19 +326,21 @@ class HlsSegments(Subscriber):
         # HLS: every EXTINF rounded to the nearest integer is at most the target duration
         return max(1, round(max([s.duration for s in segs] + [self.target_s])))
 
+    def _listed(self) -> list[_Segment]:
+        with self._lock:
+            return list(self.segments)[-self.window:]
+
     def ready(self, min_target_durations: float = 4.0) -> bool:
         """Whether the playlist holds enough for a player to start, or the stream has ended. Players
         begin three target durations from the live edge; Chromium fails now and then with exactly
         three, so one more segment is asked for."""
-        with self._lock:
-            segs = list(self.segments)
+        segs = self._listed()
         if self.ended:
             return True
         return bool(segs) and sum(s.duration for s in segs) >= min_target_durations * self._target_duration(segs) - 0.05
 
     def playlist(self) -> str:
-        with self._lock:
-            segs = list(self.segments)
+        segs = self._listed()
         lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{self._target_duration(segs)}",
                  f"#EXT-X-MEDIA-SEQUENCE:{segs[0].seq if segs else 0}"]
         for s in segs:
