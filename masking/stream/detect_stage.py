@@ -1,10 +1,11 @@
 """The detection stage: threads serving groups of cameras that share the same detector set.
 
 Cameras whose detection config is identical and frame-wide (`where: frame`) are dealt to up to
-two groups per core (`build_groups`); each group has its own `DynamicMasks` and thread, key frames
-from its cameras are pooled, and frames of the same size go into ONE detector call, whichever
-camera they come from. Results are posted to each
-camera's `ResultBoard`. A detector that raises posts a failure for every frame of the call; a
+two groups per core (`build_groups`); each group has its own `DynamicMasks` (the model sessions
+are shared) and two threads: one prepares a call (changed regions, colour conversion, the
+network's input) while the other runs the network on the call before. Key frames from a group's
+cameras are pooled, and frames of the same size go into ONE detector call, whichever camera they
+come from. Results are posted to each camera's `ResultBoard`. A detector that raises posts a failure for every frame of the call; a
 request whose deadline has already passed when the thread reaches it is skipped (the masker has
 released that frame by policy) and counted as late. Nothing here can make a frame less masked.
 """
