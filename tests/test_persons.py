@@ -1,7 +1,7 @@
 """`persons`, `heads` and `faces,persons` through the real engine with fake detectors, fail-closed cases included.
 
 Synthetic 320x240 frames hold a walking "person" (a tall bright rectangle) and, optionally, a
-"face" (a small bright square) elsewhere; `FakeDetector`s report them as YOLOX-Nano `person` and
+"face" (a small bright disc) elsewhere; `FakeDetector`s report them as YOLOX-Nano `person` and
 YuNet `face` boxes. Every output frame is checked pixel by pixel.
 """
 
@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 from stream_helpers import CollectSink, SyntheticSource
@@ -46,8 +47,9 @@ class PersonSource(SyntheticSource):
             img = np.random.default_rng(i).integers(60, 140, size=(H, W, 3), dtype=np.uint8)
             x0, y0, x1, y1 = person_at(i, self.speed)
             img[y0:y1, x0:x1] = 230
-            if self.face:
-                img[FACE[1] : FACE[3], FACE[0] : FACE[2]] = 250
+            if self.face:  # round, like a face: the ellipse inscribed in its box (what the preset's ellipse covers)
+                cx, cy = (FACE[0] + FACE[2]) // 2, (FACE[1] + FACE[3]) // 2
+                cv2.ellipse(img, (cx, cy), ((FACE[2] - FACE[0]) // 2, (FACE[3] - FACE[1]) // 2), 0, 0, 360, (250, 250, 250), -1)
             yield img, i * 3600, self.time_base
 
 
