@@ -39,8 +39,12 @@ def frame(squares: list[tuple[int, int, int]], seed: int = 0) -> np.ndarray:
     return img
 
 
+def crops_of(img: np.ndarray):
+    return lambda k, x0, y0, x1, y1: img[y0:y1, x0:x1]
+
+
 def run(p: NativePass, img: np.ndarray, stream: str | None = "cam") -> Detections:
-    return p.detect(lambda k, x0, y0, x1, y1: img[y0:y1, x0:x1], [bgr_thumbnail(img)], W, H, None if stream is None else [stream])[0]
+    return p.detect(crops_of(img), [bgr_thumbnail(img)], W, H, None if stream is None else [stream])[0]
 
 
 def test_a_still_picture_is_examined_once() -> None:
@@ -99,10 +103,6 @@ def test_the_whole_frame_is_examined_every_refresh_frames() -> None:
     for _ in range(8):
         run(p, img)
     assert fake.calls == 2  # frames 0 and 4
-
-
-def crops_of(img: np.ndarray):
-    return lambda k, x0, y0, x1, y1: img[y0:y1, x0:x1]
 
 
 def test_prepared_ahead_gives_what_one_call_at_a_time_gives() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -27,6 +28,16 @@ class Detector(Protocol):
         """Detect in a `(N, H, W, 3)` uint8 BGR batch (any H, W); one `Detections` per frame,
         boxes in the batch's pixel coordinates."""
         ...
+
+
+def deferred_detect(detector: Detector, batch: Batch) -> Callable[[], list[Detections]]:
+    """`detector.detect(batch)` in two halves: what can be done now is done now (an ONNX detector's
+    `prepare_input`: its network input), the rest when the returned call runs. The pipeline's
+    detection stage prepares the next call while the network runs on this one."""
+    split = getattr(detector, "prepare_input", None)
+    if split is None:
+        return partial(detector.detect, batch)
+    return partial(detector.complete, split(batch))  # type: ignore[attr-defined]
 
 
 def as_batch(frames: npt.NDArray[np.uint8]) -> Batch:

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from masking.config.zones import Camera, DetectConfig, DetectSpec, Zone
-from masking.detect.base import Batch, Detector, as_batch
+from masking.detect.base import Batch, Detector, as_batch, deferred_detect
 from masking.detect.detections import Detections
 from masking.detect.tiling import Crop, NativeCost, NativePass, Thumb, bgr_thumbnail, thumbnail
 from masking.errors import ConfigError, DetectorError
@@ -170,13 +170,8 @@ class PreparedFrames:
 
 
 def _shrunk_step(detector: Detector, frames: Batch, sx: float, sy: float) -> Callable[[], list[Detections]]:
-    """The detector's call on shrunk frames, its input made now when it can be (ONNX detectors)."""
-    split = getattr(detector, "prepare_input", None)
-    call: Callable[[], list[Detections]]
-    if split is not None:
-        call = partial(detector.complete, split(frames))  # type: ignore[attr-defined]
-    else:
-        call = partial(detector.detect, frames)
+    """The detector's call on shrunk frames (`deferred_detect`), its boxes scaled back to full size."""
+    call = deferred_detect(detector, frames)
     if (sx, sy) == (1.0, 1.0):
         return call
     return lambda: [d.scaled(sx, sy) for d in call()]

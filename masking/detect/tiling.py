@@ -26,13 +26,12 @@ import logging
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from masking.detect.base import Detector
+from masking.detect.base import Detector, deferred_detect
 from masking.detect.detections import Detections
 from masking.detect.nms import nms
 from masking.errors import DetectorError
@@ -219,13 +218,9 @@ class NativePass:
                 members.setdefault((int(x1 - x0), int(y1 - y0)), []).append((k, j))
             self.cost.pixels += float(((crops[:, 2] - crops[:, 0]) * (crops[:, 3] - crops[:, 1])).sum()) / (width * height)
         self.cost.frames += len(thumbs)
-        split = getattr(self.detector, "prepare_input", None)  # ONNX detectors: their input is made here too
         for group in members.values():
             cuts = np.stack([crop(k, *(int(v) for v in job.crops[k][j])) for k, j in group])
-            if split is not None:
-                job.calls.append((group, partial(self.detector.complete, split(cuts))))  # type: ignore[attr-defined]
-            else:
-                job.calls.append((group, partial(self.detector.detect, cuts)))
+            job.calls.append((group, deferred_detect(self.detector, cuts)))
         return job
 
     def finish(self, job: NativeJob) -> list[Detections]:
